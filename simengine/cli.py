@@ -1,0 +1,183 @@
+"""Command line: ``simengine validate|run|plot``. Thin; kernels are imported only by ``run``.
+
+Exit codes: 0 ok, 2 bad input, 1 failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code is already 2; keep its wording
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= seed < 2**63")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="simengine", description="Monte Carlo risk engine for IP royalty securitisations.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check scenario files without simulating")
+    p.add_argument("files", nargs="+", help="scenario TOML files")
+
+    p = sub.add_parser("run", help="simulate one scenario and write its run folder")
+    p.add_argument("file", help="scenario TOML file")
+    p.add_argument("--paths", type=_positive_int, help="number of Monte Carlo paths (default: the scenario's)")
+    p.add_argument("--seed", type=_seed, help="random seed (default: the scenario's)")
+    p.add_argument("--out", help="run folder (default: results/<scenario file stem>)")
+    p.add_argument("--threads", type=_positive_int, help="numba threads (results do not depend on it)")
+    p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
+    p.add_argument("--no-plot", action="store_true", help="skip loss_curves.png")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    p = sub.add_parser("plot", help="draw loss exceedance curves of a run folder to PNG")
+    p.add_argument("run_dir", help="a folder written by `simengine run`")
+    p.add_argument("--out", help="PNG path (default: RUN_DIR/loss_curves.png)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    handler = {"validate": _validate, "run": _run, "plot": _plot}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted; no output was left looking complete", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _validate(args) -> int:
+    from .errors import ScenarioError
+    from .schema import load_scenario
+
+    worst = EXIT_OK
+    for file in args.files:
+        try:
+            sc = load_scenario(file)
+        except ScenarioError as exc:
+            print(f"INVALID {exc}", file=sys.stderr)
+            worst = EXIT_BAD_INPUT
+            continue
+        print(f"ok {file}: {sc.name}, {len(sc.licences)} licences, {sc.periods} periods, "
+              f"{len(sc.model.structure.tranches)} tranches")
+    return worst
+
+
+def _run(args) -> int:
+    from .errors import ScenarioError
+    from .schema import load_scenario
+
+    try:
+        sc = load_scenario(args.file)
+    except ScenarioError as exc:
+        print(f"INVALID {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out) if args.out else Path("results") / Path(args.file).stem
+    try:
+        from .engine import simulate
+        from .results import _atomic_json
+
+        res = simulate(sc, paths=args.paths, seed=args.seed, chunk_paths=args.chunk_paths,
+                       threads=args.threads, progress=not args.quiet)
+        res.to_parquet(out)
+        if not args.no_plot:
+            fig = res.plot_loss_curves()
+            tmp = out / ".loss_curves.png.partial"
+            fig.savefig(tmp, dpi=120, format="png")
+            tmp.replace(out / "loss_curves.png")
+    except Exception as exc:  # a failure is reported, and the run folder says it failed
+        traceback.print_exc()
+        if out.exists():
+            from .results import _atomic_json
+
+            _atomic_json(out / "manifest.json", {"status": "failed", "error": repr(exc), "scenario_file": str(args.file)})
+        return EXIT_FAILURE
+    _print_summary(res, out)
+    return EXIT_OK
+
+
+def _print_summary(res, out: Path) -> None:
+    import pandas as pd
+
+    s = res.summary
+    cols = ["tranche", "pd", "pd_se", "el", "el_se", "wal_years", "rating_moodys", "rating_moodys_range",
+            "rating_sp", "rating_sp_range", "standalone_pd", "standalone_el", "standalone_rating_moodys"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
+        print(s[cols].to_string(index=False))
+    t = res.timings
+    print(f"{res.paths:,} paths, seed {res.seed}: simulate {t['simulate_seconds']:.2f}s "
+          f"(compile {t['compile_seconds']:.2f}s apart) -> {out}")
+
+
+def _plot(args) -> int:
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from .plots import loss_curves_figure
+    from .stats import exceedance
+
+    run = Path(args.run_dir)
+    try:
+        manifest = json.loads((run / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        print(f"INVALID {run}: not a simengine run folder ({exc})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if manifest.get("status") != "ok":
+        print(f"INVALID {run}: run status {manifest.get('status')!r}, expected 'ok'", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tl = pq.read_table(run / "tranche_losses.parquet",
+                       columns=["tranche", "weight", "loss_fraction", "standalone_loss_fraction"]).to_pandas()
+    summary = pd.read_parquet(run / "summary.parquet")
+    curves = {}
+    for tranche, g in tl.groupby("tranche", sort=False, observed=True):
+        w = g["weight"].to_numpy()
+        curves[(tranche, "enhanced")] = exceedance(g["loss_fraction"].to_numpy(), w)
+        curves[(tranche, "standalone")] = exceedance(g["standalone_loss_fraction"].to_numpy(), w)
+    fig = loss_curves_figure(curves, summary, manifest["scenario"], int(manifest["paths"]))
+    target = Path(args.out) if args.out else run / "loss_curves.png"
+    tmp = target.with_name(f".{target.name}.partial")
+    fig.savefig(tmp, dpi=120, format="png")
+    tmp.replace(target)
+    print(f"wrote {target}")
+    return EXIT_OK

@@ -1,0 +1,355 @@
+"""Compiled plan: a :class:`~simengine.schema.Scenario` as typed arrays the kernels read.
+
+Nothing here draws random numbers. Periods are 0-based inside the plan (period ``p`` is the
+user's period ``p + 1``); "never" is encoded as ``periods`` (one past the legal final).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ratings import rating_to_pd
+from .schema import Scenario
+
+# waterfall opcodes
+OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4
+# amortisation modes
+AM_SEQUENTIAL, AM_PRO_RATA, AM_BULLET, AM_SCHEDULE = 0, 1, 2, 3
+# trigger metrics and effects
+TM_CDR, TM_DSCR = 0, 1
+TE_SEQUENTIAL, TE_TRAP, TE_ACCELERATE = 0, 1, 2
+
+PoolPlan = namedtuple("PoolPlan", [
+    "periods", "dt_years", "copula_t", "dof", "default_on", "obsolescence_on", "demand_on", "legal_on",
+    # factors: F = factor_root @ g, g[0] = the global factor
+    "factor_root", "factor_identity",
+    # licensees, shape (licensees,)
+    "licensee_hazard_annual", "licensee_industry", "licensee_technology",
+    "licensee_load_global", "licensee_load_industry", "licensee_load_region",
+    "licensee_industry_factor", "licensee_region_factor", "licensee_idio",
+    # technologies, shape (technologies,)
+    "obsolescence_hazard_annual", "obsolescence_severity", "obsolescence_multiplier",
+    "obsolescence_forced_period", "obsolescence_loading",
+    # industries, shape (industries,)
+    "demand_drift_annual", "demand_vol_annual", "demand_reversion_annual", "demand_loading",
+    "demand_elasticity", "demand_shock_drift_annual", "demand_shock_periods",
+    # licences, shape (licences,)
+    "licence_licensee", "licence_royalty", "licence_group", "licence_technology",
+    "licence_start", "licence_last", "licence_recovery", "licence_invalidation_hazard_annual",
+    "licence_scheduled_amount", "recovery_beta", "recovery_stdev", "relicense_lag",
+    # royalty groups, shape (groups,): group 0 holds fixed royalties (multiplier 1)
+    "group_running", "group_industry", "group_technology", "group_floor_ratio",
+    "scheduled_total",
+    # providers (0 commitment, 1 guarantee), shape (2,)
+    "provider_on", "provider_hazard_annual", "provider_loading",
+])
+
+WaterfallPlan = namedtuple("WaterfallPlan", [
+    "periods", "periods_per_year", "discount_factor",
+    "tranche_balance", "tranche_coupon_per_period", "tranche_deferrable", "tranche_mode",
+    "tranche_maturity", "tranche_schedule_target", "tranche_contract_target",
+    "fee_fixed", "fee_rate_per_period",
+    "reserve_initial", "reserve_target_amount", "reserve_target_fraction", "reserve_covers",
+    "trigger_metric", "trigger_threshold", "trigger_effect", "trigger_curable", "trigger_consecutive",
+    "steps", "steps_accelerated", "step_members",
+    "provider_cap", "provider_covers",
+])
+
+# per-period ledger columns (deal level) followed by per-tranche blocks
+LEDGER_DEAL = ["collections_amount", "fees_paid_amount", "reserve_start_amount", "reserve_end_amount",
+               "commitment_draw_amount", "guarantee_draw_amount", "residual_amount",
+               "cumulative_default_rate", "dscr", "sequential", "trap", "accelerated"]
+LEDGER_TRANCHE = ["interest_due_amount", "interest_paid_amount", "principal_paid_amount",
+                  "balance_amount", "interest_carried_amount", "commitment_draw_amount",
+                  "guarantee_draw_amount"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    pool: PoolPlan
+    waterfall: WaterfallPlan
+    tranche_names: tuple[str, ...]
+    trigger_names: tuple[str, ...]
+    industries: tuple[str, ...]
+    technologies: tuple[str, ...]
+    licensee_names: tuple[str, ...]
+    ledger_width: int
+
+    @property
+    def periods(self) -> int:
+        return self.pool.periods
+
+    @property
+    def licences(self) -> int:
+        return len(self.pool.licence_royalty)
+
+
+def _hazard(pd_annual: float) -> float:
+    return -math.log1p(-pd_annual)
+
+
+def _credit(obj) -> float:
+    return obj.pd_annual if obj.pd_annual is not None else rating_to_pd(obj.rating)
+
+
+def _pick(override, default):
+    return default if override is None else override
+
+
+def compile_plan(sc: Scenario) -> Plan:
+    m = sc.model
+    T = m.deal.periods
+    ppy = m.deal.periods_per_year
+    dt = 1.0 / ppy
+    risk = m.risk
+    lics = sc.licences
+
+    industries = tuple(sorted({l.industry for l in lics}))
+    regions = tuple(sorted({l.region for l in lics}))
+    technologies = tuple(sorted({l.technology for l in lics} | set(risk.obsolescence.technologies)))
+    ind_ix = {n: i for i, n in enumerate(industries)}
+    reg_ix = {n: i for i, n in enumerate(regions)}
+    tech_ix = {n: i for i, n in enumerate(technologies)}
+
+    # ---- factors
+    n_factors = 1 + len(industries) + len(regions)
+    corr = risk.correlation
+    if corr.matrix is not None:
+        order = {name: i for i, name in enumerate(corr.factors)}
+        want = ["global"] + [f"industry.{x}" for x in industries] + [f"region.{x}" for x in regions]
+        perm = [order[name] for name in want]
+        C = np.asarray(corr.matrix, dtype=float)[np.ix_(perm, perm)]
+        # lower Cholesky keeps row 0 = e_0, so F[0] stays the global factor that drives demand
+        root = np.linalg.cholesky(C + 1e-12 * np.eye(n_factors))
+        identity = False
+    else:
+        C = np.eye(n_factors)
+        root = np.eye(n_factors)
+        identity = True
+
+    # ---- licensees
+    names = list(dict.fromkeys((l.licensee or l.id) for l in lics))
+    ls_ix = {n: i for i, n in enumerate(names)}
+    first = {}
+    for l in lics:
+        first.setdefault(l.licensee or l.id, l)
+    a_g, a_i, a_r = math.sqrt(corr.global_), math.sqrt(corr.industry), math.sqrt(corr.region)
+    n_ls = len(names)
+    ls_hazard = np.empty(n_ls)
+    ls_ind = np.empty(n_ls, np.int64)
+    ls_tech = np.empty(n_ls, np.int64)
+    ls_ind_f = np.empty(n_ls, np.int64)
+    ls_reg_f = np.empty(n_ls, np.int64)
+    ls_idio = np.empty(n_ls)
+    for k, n in enumerate(names):
+        l = first[n]
+        ls_hazard[k] = _hazard(_credit(l))
+        ls_ind[k] = ind_ix[l.industry]
+        ls_tech[k] = tech_ix[l.technology]
+        ls_ind_f[k] = 1 + ind_ix[l.industry]
+        ls_reg_f[k] = 1 + len(industries) + reg_ix[l.region]
+        w = np.zeros(n_factors)
+        w[0] += a_g
+        w[ls_ind_f[k]] += a_i
+        w[ls_reg_f[k]] += a_r
+        ls_idio[k] = math.sqrt(max(0.0, 1.0 - float(w @ C @ w)))
+
+    # ---- technologies
+    ob = risk.obsolescence
+    n_tech = len(technologies)
+    ob_h = np.empty(n_tech)
+    ob_sev = np.empty(n_tech)
+    ob_mult = np.empty(n_tech)
+    ob_forced = np.full(n_tech, -1, np.int64)
+    for k, name in enumerate(technologies):
+        o = ob.technologies.get(name)
+        ob_h[k] = _pick(o and o.hazard_annual, ob.hazard_annual)
+        ob_sev[k] = _pick(o and o.severity, ob.severity)
+        ob_mult[k] = _pick(o and o.hazard_multiplier_after_obsolescence, ob.hazard_multiplier_after_obsolescence)
+        if o is not None and o.period is not None:
+            ob_forced[k] = o.period - 1
+
+    # ---- industries
+    de = risk.demand
+    n_ind = len(industries)
+    dm = {k: np.empty(n_ind) for k in ("drift", "vol", "rev", "load", "elas")}
+    for k, name in enumerate(industries):
+        o = de.industries.get(name)
+        dm["drift"][k] = _pick(o and o.drift_annual, de.drift_annual)
+        dm["vol"][k] = _pick(o and o.volatility_annual, de.volatility_annual)
+        rev = _pick(o and o.mean_reversion_annual, de.mean_reversion_annual)
+        dm["rev"][k] = rev if de.model == "ou" else 0.0
+        dm["load"][k] = _pick(o and o.global_loading, de.global_loading)
+        dm["elas"][k] = _pick(o and o.demand_hazard_elasticity, de.demand_hazard_elasticity)
+
+    # ---- licences and royalty groups
+    legal = risk.legal
+    groups: dict[tuple, int] = {("fixed",): 0}
+    n_lic = len(lics)
+    lic = {k: np.empty(n_lic, np.int64) for k in ("ls", "grp", "tech", "start", "last")}
+    roy = np.empty(n_lic)
+    rec = np.empty(n_lic)
+    inval = np.empty(n_lic)
+    sched = np.empty(n_lic)
+    for i, l in enumerate(lics):
+        lic["ls"][i] = ls_ix[l.licensee or l.id]
+        lic["tech"][i] = tech_ix[l.technology]
+        lic["start"][i] = l.start_period - 1
+        last = (l.end_period or T) - 1
+        if legal.enabled and l.expiry_period is not None:
+            last = min(last, l.expiry_period - 1)
+        lic["last"][i] = last
+        roy[i] = l.royalty
+        rec[i] = l.recovery if l.recovery is not None else 1.0 - risk.default.relicense_haircut
+        h = legal.invalidation_hazard_annual
+        h = legal.ip_types.get(l.ip_type, h)
+        h = legal.technologies.get(l.technology, h)
+        inval[i] = h if legal.enabled else 0.0
+        sched[i] = l.royalty * max(0, last - lic["start"][i] + 1)
+        if l.royalty_type == "running":
+            floor = l.minimum_royalty / l.royalty if l.royalty > 0 else 0.0
+            key = ("running", ind_ix[l.industry], tech_ix[l.technology], floor)
+            lic["grp"][i] = groups.setdefault(key, len(groups))
+        else:
+            lic["grp"][i] = 0
+    n_grp = len(groups)
+    g_running = np.zeros(n_grp, np.bool_)
+    g_ind = np.zeros(n_grp, np.int64)
+    g_tech = np.zeros(n_grp, np.int64)
+    g_floor = np.zeros(n_grp)
+    for key, g in groups.items():
+        if key[0] == "running":
+            g_running[g], g_ind[g], g_tech[g], g_floor[g] = True, key[1], key[2], key[3]
+
+    # ---- providers
+    st = m.structure
+    prov = [st.payment_commitment, st.guarantee]
+    p_on = np.array([p is not None for p in prov], np.bool_)
+    p_h = np.array([_hazard(_credit(p)) if p is not None else 0.0 for p in prov])
+    p_load = np.array([p.loading if p is not None else 0.0 for p in prov])
+
+    dflt = risk.default
+    pool = PoolPlan(
+        periods=T, dt_years=dt, copula_t=dflt.copula == "student_t", dof=float(dflt.dof),
+        default_on=dflt.enabled, obsolescence_on=ob.enabled, demand_on=de.enabled, legal_on=legal.enabled,
+        factor_root=np.ascontiguousarray(root), factor_identity=identity,
+        licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
+        licensee_load_global=a_g, licensee_load_industry=a_i, licensee_load_region=a_r,
+        licensee_industry_factor=ls_ind_f, licensee_region_factor=ls_reg_f, licensee_idio=ls_idio,
+        obsolescence_hazard_annual=ob_h, obsolescence_severity=ob_sev, obsolescence_multiplier=ob_mult,
+        obsolescence_forced_period=ob_forced, obsolescence_loading=float(ob.global_loading),
+        demand_drift_annual=dm["drift"], demand_vol_annual=dm["vol"], demand_reversion_annual=dm["rev"],
+        demand_loading=dm["load"], demand_elasticity=dm["elas"],
+        demand_shock_drift_annual=float(de.shock_drift_annual),
+        demand_shock_periods=int(round(de.shock_years * ppy)),
+        licence_licensee=lic["ls"], licence_royalty=roy, licence_group=lic["grp"],
+        licence_technology=lic["tech"], licence_start=lic["start"], licence_last=lic["last"],
+        licence_recovery=rec, licence_invalidation_hazard_annual=inval, licence_scheduled_amount=sched,
+        recovery_beta=dflt.recovery_model == "beta" and dflt.recovery_stdev > 0,
+        recovery_stdev=float(dflt.recovery_stdev), relicense_lag=int(dflt.relicense_lag_periods),
+        group_running=g_running, group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
+        scheduled_total=float(sched.sum()),
+        provider_on=p_on, provider_hazard_annual=p_h, provider_loading=p_load,
+    )
+    waterfall, trigger_names = _compile_waterfall(sc, T, ppy)
+    names_t = tuple(t.name for t in st.tranches)
+    return Plan(pool=pool, waterfall=waterfall, tranche_names=names_t, trigger_names=trigger_names,
+                industries=industries, technologies=technologies, licensee_names=tuple(names),
+                ledger_width=len(LEDGER_DEAL) + len(names_t) * len(LEDGER_TRANCHE))
+
+
+def _compile_waterfall(sc: Scenario, T: int, ppy: int):
+    m = sc.model
+    st = m.structure
+    tranches = st.tranches
+    n = len(tranches)
+    t_ix = {t.name: k for k, t in enumerate(tranches)}
+    bal = np.array([t.balance for t in tranches])
+    cpn = np.array([t.coupon / ppy for t in tranches])
+    deferrable = np.array([t.interest_deferrable for t in tranches], np.bool_)
+    mode = np.empty(n, np.int64)
+    maturity = np.empty(n, np.int64)
+    schedule = np.ones((n, T))
+    contract = np.ones((n, T))
+    for k, t in enumerate(tranches):
+        maturity[k] = (t.maturity_period or T) - 1
+        if isinstance(t.amortisation, list):
+            mode[k] = AM_SCHEDULE
+            cum = np.cumsum(np.asarray(t.amortisation, float))
+            schedule[k, :len(cum)] = 1.0 - cum
+            schedule[k, len(cum):] = 1.0 - (cum[-1] if len(cum) else 0.0)
+            contract[k] = schedule[k]
+        else:
+            mode[k] = {"sequential": AM_SEQUENTIAL, "pro_rata": AM_PRO_RATA, "bullet": AM_BULLET}[t.amortisation]
+        schedule[k, maturity[k]:] = 0.0
+        contract[k, maturity[k]:] = 0.0
+        schedule[k, T - 1] = contract[k, T - 1] = 0.0
+
+    res = st.reserve
+    covers = np.zeros(n, np.bool_)
+    for name in (res.covers if res.covers is not None else t_ix):
+        covers[t_ix[name]] = True
+
+    trig = st.triggers
+    trigger_names = tuple(t.name for t in trig)
+
+    members: list[list[int]] = []
+
+    def group(names) -> int:
+        members.append([t_ix[x] for x in names])
+        return len(members) - 1
+
+    if st.waterfall is not None:
+        steps = []
+        for s in st.waterfall:
+            op = {"fees": OP_FEES, "interest": OP_INTEREST, "reserve": OP_RESERVE,
+                  "principal": OP_PRINCIPAL, "residual": OP_RESIDUAL}[s.step]
+            steps.append((op, group(s.tranches) if s.tranches else -1))
+    else:
+        all_names = [t.name for t in tranches]
+        steps = [(OP_FEES, -1), (OP_INTEREST, group(all_names)), (OP_RESERVE, -1),
+                 (OP_PRINCIPAL, group(all_names)), (OP_RESIDUAL, -1)]
+    # acceleration: each tranche's interest then principal, in seniority order; reserve released
+    accel = [(OP_FEES, -1)]
+    for t in tranches:
+        accel += [(OP_INTEREST, group([t.name])), (OP_PRINCIPAL, group([t.name]))]
+    accel.append((OP_RESIDUAL, -1))
+    width = max(len(x) for x in members)
+    step_members = np.full((len(members), width), -1, np.int64)
+    for g, row in enumerate(members):
+        step_members[g, :len(row)] = row
+
+    prov = [st.payment_commitment, st.guarantee]
+    cap = np.array([(p.cap_amount if p is not None and p.cap_amount is not None else np.inf) for p in prov])
+    pcov = np.zeros((2, n), np.bool_)
+    for j, p in enumerate(prov):
+        if p is not None:
+            for name in p.covers:
+                pcov[j, t_ix[name]] = True
+
+    r = m.deal.discount_rate
+    df = (1.0 + r) ** (-(np.arange(T) + 1.0) / ppy)
+    wf = WaterfallPlan(
+        periods=T, periods_per_year=ppy, discount_factor=df,
+        tranche_balance=bal, tranche_coupon_per_period=cpn, tranche_deferrable=deferrable,
+        tranche_mode=mode, tranche_maturity=maturity, tranche_schedule_target=schedule,
+        tranche_contract_target=contract,
+        fee_fixed=float(st.fees.fixed_per_period), fee_rate_per_period=float(st.fees.bps_annual) / 1e4 / ppy,
+        reserve_initial=float(res.initial_amount),
+        reserve_target_amount=float(res.target_amount) if res.target_amount is not None else -1.0,
+        reserve_target_fraction=float(res.target_fraction) if res.target_fraction is not None else -1.0,
+        reserve_covers=covers,
+        trigger_metric=np.array([TM_CDR if t.metric == "cumulative_default_rate" else TM_DSCR for t in trig], np.int64),
+        trigger_threshold=np.array([t.threshold for t in trig], float),
+        trigger_effect=np.array([{"sequential": TE_SEQUENTIAL, "trap": TE_TRAP, "accelerate": TE_ACCELERATE}[t.effect]
+                                 for t in trig], np.int64),
+        trigger_curable=np.array([t.curable for t in trig], np.bool_),
+        trigger_consecutive=np.array([t.consecutive_periods for t in trig], np.int64),
+        steps=np.array(steps, np.int64).reshape(-1, 2), steps_accelerated=np.array(accel, np.int64),
+        step_members=step_members, provider_cap=cap, provider_covers=pcov,
+    )
+    return wf, trigger_names
