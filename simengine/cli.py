@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return EXIT_OK
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     handler = {"validate": _validate, "run": _run, "plot": _plot}[args.command]
@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no output was left looking complete", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _invalid(exc) -> None:
+    for line in str(exc).splitlines():
+        print(f"INVALID {line}", file=sys.stderr)
 
 
 def _validate(args) -> int:
@@ -93,7 +98,7 @@ def _validate(args) -> int:
         try:
             sc = load_scenario(file)
         except ScenarioError as exc:
-            print(f"INVALID {exc}", file=sys.stderr)
+            _invalid(exc)
             worst = EXIT_BAD_INPUT
             continue
         print(f"ok {file}: {sc.name}, {len(sc.licences)} licences, {sc.periods} periods, "
@@ -108,9 +113,12 @@ def _run(args) -> int:
     try:
         sc = load_scenario(args.file)
     except ScenarioError as exc:
-        print(f"INVALID {exc}", file=sys.stderr)
+        _invalid(exc)
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("results") / Path(args.file).stem
+    if out.exists() and not out.is_dir():
+        print(f"INVALID {out}: --out is a file; expected a folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         from .engine import simulate
         from .results import _atomic_json
@@ -123,6 +131,9 @@ def _run(args) -> int:
             tmp = out / ".loss_curves.png.partial"
             fig.savefig(tmp, dpi=120, format="png")
             tmp.replace(out / "loss_curves.png")
+    except ScenarioError as exc:
+        _invalid(exc)
+        return EXIT_BAD_INPUT
     except Exception as exc:  # a failure is reported, and the run folder says it failed
         traceback.print_exc()
         if out.exists():

@@ -492,8 +492,9 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
                 if final:
                     target = 0.0
                 if reserve > target:
-                    avail += reserve - target
-                    reserve = target
+                    if not trap:  # trapped cash stays in the reserve until the trigger cures
+                        avail += reserve - target
+                        reserve = target
                 else:
                     d = min(avail, target - reserve)
                     reserve += d

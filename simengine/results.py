@@ -9,6 +9,7 @@ import platform
 import shutil
 import time
 import uuid
+import weakref
 from functools import cached_property
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class SimulationResult:
     """
 
     def __init__(self, scenario: Scenario, plan: Plan, paths: int, seed: int, chunk_paths: int,
-                 spool: Path, parts: list[str], timings: dict, spool_owner=None, threads: int = 1):
+                 spool: Path, parts: list[str], timings: dict, owns_spool: bool = False, threads: int = 1):
         self.scenario = scenario
         self.plan = plan
         self.paths = paths
@@ -61,7 +62,8 @@ class SimulationResult:
         self.parts = parts
         self.timings = dict(timings)
         self.threads = threads
-        self._spool_owner = spool_owner  # keeps a temporary spool alive as long as the result
+        if owns_spool:  # a temporary spool lives exactly as long as the result
+            weakref.finalize(self, shutil.rmtree, str(self.spool), True)
 
     def __repr__(self) -> str:
         return f"SimulationResult({self.scenario.name!r}, paths={self.paths}, seed={self.seed})"

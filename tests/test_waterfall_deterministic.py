@@ -1,0 +1,143 @@
+"""Deterministic deals (every hazard zero, no volatility) reproduce hand-computed cash flows to the cent.
+
+The hand computations are written out below, period by period, so a reader can check them with
+a pencil. "To the cent" means |engine - hand| < 0.005 in deal currency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import simengine as se
+from simengine.engine import ledgers
+from simengine.plan import LEDGER_DEAL, LEDGER_TRANCHE, compile_plan
+
+CENT = 0.005
+
+
+def ledger_frame(sc, path=0):
+    plan = compile_plan(sc)
+    led, _ = ledgers(plan, 0, np.array([path]))
+    cols = {name: led[0, :, i] for i, name in enumerate(LEDGER_DEAL)}
+    base = len(LEDGER_DEAL)
+    for k, t in enumerate(plan.tranche_names):
+        for j, name in enumerate(LEDGER_TRANCHE):
+            cols[f"{t}.{name}"] = led[0, :, base + k * len(LEDGER_TRANCHE) + j]
+    return cols
+
+
+def quiet_risk():
+    return {"default": {"enabled": True}, "obsolescence": {"enabled": False},
+            "demand": {"enabled": False}, "legal": {"enabled": False}}
+
+
+BASE = {
+    "deal": {"name": "hand", "currency": "USD", "periods_per_year": 4, "term_years": 1.0, "discount_rate": 0.0},
+    "pool": {"licences": [
+        {"id": "A", "royalty": 600_000.0, "pd_annual": 0.0},
+        {"id": "B", "royalty": 400_000.0, "end_period": 3, "pd_annual": 0.0},
+    ]},
+    "risk": quiet_risk(),
+    "structure": {
+        "tranches": [
+            {"name": "A", "balance": 2_000_000.0, "coupon": 0.06},
+            {"name": "B", "balance": 1_000_000.0, "coupon": 0.10, "interest_deferrable": True},
+        ],
+        "fees": {"fixed_per_period": 10_000.0, "bps_annual": 40.0},
+        "reserve": {"initial_amount": 50_000.0, "target_amount": 50_000.0},
+    },
+    "simulation": {"paths": 10, "seed": 1},
+}
+
+
+def test_sequential_deal_to_the_cent():
+    """Hand computation (quarterly, 1 year; fees 10,000 + 40 bp/yr = 0.1%/qtr of notes at period start;
+    A 6%/yr = 1.5%/qtr, B 10%/yr = 2.5%/qtr; collections 1,000,000 x 3 then 600,000):
+
+    P1: notes 3,000,000; fees 10,000 + 3,000 = 13,000; int A 30,000; int B 25,000;
+        left 1,000,000 - 68,000 = 932,000 -> A principal; A = 1,068,000.
+    P2: notes 2,068,000; fees 12,068; int A 16,020; int B 25,000;
+        left 946,912 -> A principal; A = 121,088.
+    P3: notes 1,121,088; fees 11,121.088; int A 1,816.32; int B 25,000;
+        left 962,062.592: A principal 121,088 (A = 0), B principal 840,974.592; B = 159,025.408.
+    P4 (legal final, reserve 50,000 released): cash 650,000; notes 159,025.408;
+        fees 10,159.025408; int B 3,975.6352; B principal 159,025.408; residual 476,839.931392.
+    Check: 3,600,000 + 50,000 = fees 46,348.113408 + interest 126,811.9552 + principal
+    3,000,000 + residual 476,839.931392.
+    """
+    led = ledger_frame(se.Scenario.from_dict(BASE))
+    want = {
+        "collections_amount": [1_000_000, 1_000_000, 1_000_000, 600_000],
+        "fees_paid_amount": [13_000, 12_068, 11_121.088, 10_159.025408],
+        "A.interest_paid_amount": [30_000, 16_020, 1_816.32, 0],
+        "B.interest_paid_amount": [25_000, 25_000, 25_000, 3_975.6352],
+        "A.principal_paid_amount": [932_000, 946_912, 121_088, 0],
+        "B.principal_paid_amount": [0, 0, 840_974.592, 159_025.408],
+        "A.balance_amount": [1_068_000, 121_088, 0, 0],
+        "B.balance_amount": [1_000_000, 1_000_000, 159_025.408, 0],
+        "reserve_end_amount": [50_000, 50_000, 50_000, 0],
+        "residual_amount": [0, 0, 0, 476_839.931392],
+    }
+    for key, values in want.items():
+        np.testing.assert_allclose(led[key], values, atol=CENT, rtol=0, err_msg=key)
+
+    res = se.simulate(se.Scenario.from_dict(BASE), paths=4, seed=1, progress=False)
+    s = res.summary.set_index("tranche")
+    assert s.loc["A", "el"] == 0 and s.loc["B", "el"] == 0 and s.loc["A", "pd"] == 0
+    # WAL: A (0.25 x 932,000 + 0.5 x 946,912 + 0.75 x 121,088) / 2,000,000 = 0.398636
+    #      B (0.75 x 840,974.592 + 1.0 x 159,025.408) / 1,000,000 = 0.789756352
+    assert s.loc["A", "wal_years"] == pytest.approx(0.398636, abs=1e-9)
+    assert s.loc["B", "wal_years"] == pytest.approx(0.789756352, abs=1e-9)
+
+
+def test_shortfall_enhancers_and_trigger_to_the_cent():
+    """A certain obsolescence (forced at period 3, severity 50%) cuts a running royalty; the senior's
+    interest is topped up by the commitment (capped), then the guarantee; a DSCR trigger traps cash.
+
+    Collections: one running licence, royalty 100,000/qtr, demand flat (no volatility), so
+    100,000 in P1-P2 and 50,000 in P3-P4. Senior S 300,000 at 8%/yr (2%/qtr), bullet at P4;
+    junior J 100,000 at 0%, sequential, deferrable. No fees, no reserve.
+    DSCR trigger: collections / interest due < 10 -> trap (not curable).
+
+    P1: int S 6,000 paid; DSCR 100,000/6,000 = 16.7 (no trigger); S is bullet -> no principal;
+        J sequential -> takes 94,000; J = 6,000.
+    P2: int S 6,000; J takes 6,000 (J = 0); residual 88,000.
+    P3: DSCR 50,000/6,000 = 8.33 < 10: trap fires and stays; int S 6,000; S bullet not due;
+        the 44,000 left is trapped in the reserve.
+    P4 (final): reserve 44,000 released -> cash 94,000; int S 6,000; principal 88,000;
+        S 212,000 short: commitment (cap 200,000) pays 200,000, guarantee 12,000. Loss 0.
+    """
+    d = {
+        "deal": {"name": "hand2", "periods_per_year": 4, "term_years": 1.0},
+        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
+                               "technology": "tech"}]},
+        "risk": {**quiet_risk(), "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
+                 "demand": {"enabled": True, "volatility_annual": 0.0}},
+        "structure": {
+            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
+                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
+            "triggers": [{"name": "dscr", "metric": "dscr", "threshold": 10.0, "effect": "trap"}],
+            "payment_commitment": {"provider": "orig", "pd_annual": 0.0, "cap_amount": 200_000.0, "covers": ["S"]},
+            "guarantee": {"provider": "soe", "pd_annual": 0.0, "covers": ["S"]},
+        },
+    }
+    led = ledger_frame(se.Scenario.from_dict(d))
+    np.testing.assert_allclose(led["collections_amount"], [100_000, 100_000, 50_000, 50_000], atol=CENT)
+    np.testing.assert_allclose(led["S.interest_paid_amount"], [6_000] * 4, atol=CENT)
+    np.testing.assert_allclose(led["J.principal_paid_amount"], [94_000, 6_000, 0, 0], atol=CENT)
+    np.testing.assert_allclose(led["residual_amount"], [0, 88_000, 0, 0], atol=CENT)
+    np.testing.assert_allclose(led["reserve_end_amount"], [0, 0, 44_000, 0], atol=CENT)
+    np.testing.assert_allclose(led["S.principal_paid_amount"], [0, 0, 0, 300_000], atol=CENT)
+    np.testing.assert_allclose(led["S.commitment_draw_amount"], [0, 0, 0, 200_000], atol=CENT)
+    np.testing.assert_allclose(led["S.guarantee_draw_amount"], [0, 0, 0, 12_000], atol=CENT)
+    np.testing.assert_allclose(led["trap"], [0, 0, 1, 1])
+
+    res = se.simulate(se.Scenario.from_dict(d), paths=3, seed=1, progress=False)
+    s = res.summary.set_index("tranche")
+    # standalone: the senior loses the 212,000 the providers paid
+    assert s.loc["S", "standalone_el"] == pytest.approx(212_000 / 300_000, abs=CENT / 300_000)
+    assert s.loc["S", "el"] == 0 and s.loc["S", "pd"] == 0 and s.loc["S", "standalone_pd"] == 1
+    assert s.loc["S", "commitment_draw_mean_amount"] == pytest.approx(200_000, abs=CENT)
+    assert s.loc["S", "guarantee_draw_mean_amount"] == pytest.approx(12_000, abs=CENT)
+    assert res.pool_summary["p_trigger_dscr"] == 1.0
