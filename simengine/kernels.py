@@ -188,7 +188,7 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
                     e += idio * normal_at(sk, j * T + t)
                 x += (drift - 0.5 * vol * vol - pp.demand_reversion_annual[j] * x) * dt + vol * sqdt * e
             demand_x[j, t] = x
-            acc += dt * (math.exp(-elas * x) if elas != 0.0 else 1.0)
+            acc += dt * (math.exp(pp.demand_hazard_adjust[j, t] - elas * x) if elas != 0.0 else 1.0)
             clock[j, t] = acc
 
     # obsolescence per technology: a one-factor Gaussian copula on the global factor

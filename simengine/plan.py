@@ -36,7 +36,7 @@ PoolPlan = namedtuple("PoolPlan", [
     "obsolescence_forced_period", "obsolescence_loading",
     # industries, shape (industries,)
     "demand_drift_annual", "demand_vol_annual", "demand_reversion_annual", "demand_loading",
-    "demand_elasticity", "demand_shock_drift_annual", "demand_shock_periods",
+    "demand_elasticity", "demand_hazard_adjust", "demand_shock_drift_annual", "demand_shock_periods",
     # licences, shape (licences,)
     "licence_licensee", "licence_royalty", "licence_group", "licence_technology",
     "licence_start", "licence_last", "licence_recovery", "licence_invalidation_hazard_annual",
@@ -244,6 +244,7 @@ def compile_plan(sc: Scenario) -> Plan:
         obsolescence_forced_period=ob_forced, obsolescence_loading=float(ob.global_loading),
         demand_drift_annual=dm["drift"], demand_vol_annual=dm["vol"], demand_reversion_annual=dm["rev"],
         demand_loading=dm["load"], demand_elasticity=dm["elas"],
+        demand_hazard_adjust=_demand_hazard_adjust(dm, T, dt) if de.enabled else np.zeros((n_ind, T)),
         demand_shock_drift_annual=float(de.shock_drift_annual),
         demand_shock_periods=int(round(de.shock_years * ppy)),
         licence_licensee=lic["ls"], licence_royalty=roy, licence_group=lic["grp"],
@@ -260,6 +261,27 @@ def compile_plan(sc: Scenario) -> Plan:
     return Plan(pool=pool, waterfall=waterfall, tranche_names=names_t, trigger_names=trigger_names,
                 industries=industries, technologies=technologies, licensee_names=tuple(names),
                 ledger_width=len(LEDGER_DEAL) + len(names_t) * len(LEDGER_TRANCHE))
+
+
+def _demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:
+    """log of the normaliser that makes volatility alone leave the expected hazard unchanged.
+
+    Log-demand follows x' = (1 - k dt) x + (mu - s^2/2) dt + s sqrt(dt) e. Its mean is the
+    volatility-free mean plus d_t (d' = (1 - k dt) d - s^2/2 dt) and its variance v_t
+    (v' = (1 - k dt)^2 v + s^2 dt), so E[exp(-eps (x - d) - eps^2 v / 2)] = exp(-eps * mean
+    without volatility): drift and shocks move hazards, noise does not bias them.
+    Returns ndarray(float64), shape (industries, periods).
+    """
+    n = len(dm["elas"])
+    adjust = np.zeros((n, T))
+    for j in range(n):
+        eps, s, k = dm["elas"][j], dm["vol"][j], dm["rev"][j]
+        d = v = 0.0
+        for t in range(T):
+            d = (1 - k * dt) * d - 0.5 * s * s * dt
+            v = (1 - k * dt) ** 2 * v + s * s * dt
+            adjust[j, t] = eps * d - 0.5 * eps * eps * v
+    return adjust
 
 
 def _compile_waterfall(sc: Scenario, T: int, ppy: int):

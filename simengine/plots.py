@@ -33,7 +33,8 @@ def loss_curves_figure(curves: dict, summary, title: str, paths: int) -> Figure:
     ax.set_xlim(0, 1)
     ax.set_xlabel("loss (fraction of original tranche balance)")
     ax.set_ylabel("P(loss > x)")
-    ax.set_title(f"{title}: tranche loss exceedance ({paths:,} paths; band = 95% MC interval)")
+    ax.set_title(f"{title}\ntranche loss exceedance, {paths:,} paths (band: 95% Monte Carlo interval)",
+                 fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
