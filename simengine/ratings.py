@@ -41,22 +41,14 @@ def rating_to_pd(rating: str) -> float:
     return table[rating]
 
 
-@lru_cache(maxsize=1)
-def _moodys() -> tuple[list[str], np.ndarray, np.ndarray]:
-    frame = _read("moodys_idealized.csv")
+@lru_cache(maxsize=None)
+def _table(name: str, column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ratings best first, years 1..N, values of shape (ratings, years)) from a shipped table."""
+    frame = _read(name)
     ratings = list(dict.fromkeys(frame["rating"]))
     years = np.arange(1, int(frame["year"].max()) + 1, dtype=float)
-    el = frame.pivot(index="rating", columns="year", values="idealized_el").loc[ratings].to_numpy()
-    return ratings, years, el
-
-
-@lru_cache(maxsize=1)
-def _sp() -> tuple[list[str], np.ndarray, np.ndarray]:
-    frame = _read("sp_cumulative_default.csv")
-    ratings = list(dict.fromkeys(frame["rating"]))
-    years = np.arange(1, int(frame["year"].max()) + 1, dtype=float)
-    pd_ = frame.pivot(index="rating", columns="year", values="cumulative_pd").loc[ratings].to_numpy()
-    return ratings, years, pd_
+    values = frame.pivot(index="rating", columns="year", values=column).loc[ratings].to_numpy()
+    return ratings, years, values
 
 
 def _implied(ratings, years, table, horizon_years: float, value: float) -> str:
@@ -72,12 +64,12 @@ def _implied(ratings, years, table, horizon_years: float, value: float) -> str:
 
 def implied_moodys(el: float, wal_years: float) -> str:
     """Moody's-style rating from expected loss at the tranche's WAL."""
-    return _implied(*_moodys(), wal_years, el)
+    return _implied(*_table("moodys_idealized.csv", "idealized_el"), wal_years, el)
 
 
 def implied_sp(pd_: float, horizon_years: float) -> str:
     """S&P-style rating from the probability of default by legal final."""
-    return _implied(*_sp(), horizon_years, pd_)
+    return _implied(*_table("sp_cumulative_default.csv", "cumulative_pd"), horizon_years, pd_)
 
 
 def notch_range(best: str, worst: str) -> str:
