@@ -15,7 +15,8 @@ The model is the one of :func:`simengine.kernels.pool_path` and
   region factors (or a factor correlation matrix), Gaussian or Student-t copula latent per
   licensee;
 - log-demand per industry (GBM or OU) with a global loading; the default clock integrates
-  ``exp(-elasticity * log-demand)``; obsolescence per technology by a one-factor copula on the
+  ``exp(adjust - elasticity * log-demand)`` (``adjust`` from the plan: volatility alone leaves
+  the expected hazard unchanged); obsolescence per technology by a one-factor copula on the
   global factor, multiplying the hazard after it happens; default period = first period whose
   path-dependent cumulative hazard reaches the licensee's exposure (vectorised bisection, the
   same algorithm as the kernel);
@@ -124,7 +125,12 @@ def simulate_pool(plan: Plan, rng: np.random.Generator, n: int) -> dict:
             x = x + (drift - 0.5 * vol * vol - pp.demand_reversion_annual * x) * dt + vol * math.sqrt(dt) * e
             log_demand[:, :, t] = x
     elas = pp.demand_elasticity[None, :, None]
-    clock = np.cumsum(dt * np.exp(-elas * log_demand), axis=2)  # (n, industries, T), years of base hazard
+    # hazard multiplier exp(adjust - elasticity * log-demand): the plan's adjustment makes volatility
+    # alone leave the expected hazard unchanged (absent in older plans: no adjustment)
+    adjust = getattr(pp, "demand_hazard_adjust", None)
+    adjust = np.zeros((n_ind, T)) if adjust is None else adjust
+    multiplier = np.where(elas != 0.0, np.exp(adjust[None, :, :] - elas * log_demand), 1.0)
+    clock = np.cumsum(dt * multiplier, axis=2)  # (n, industries, T), years of base hazard
 
     # obsolescence: one-factor copula on the global factor
     n_tech = len(pp.obsolescence_hazard_annual)
