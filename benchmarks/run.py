@@ -363,40 +363,84 @@ def time_kernel(plan, paths: int, reps: int, chunk: int, seed: int = SEED) -> di
     return timing(runs)
 
 
-def time_simulate(sc, paths: int, reps: int, threads: int, seed: int = SEED, keep_last: bool = False):
-    """Wall time of simengine.simulate (kernel + Parquet spooling); optionally keep the last result."""
+def time_simulate(sc, paths: int, reps: int, threads: int, seed: int = SEED):
+    """Wall time of simengine.simulate (kernel + Parquet spooling), one seed per repetition.
+
+    Returns (timing, stats, summary_seconds): stats are the per-tranche EL / PD and pool means of
+    all repetitions pooled (independent seeds, so their standard errors combine);
+    summary_seconds is the time of ``result.summary`` on the last repetition.
+    """
     import simengine as se
 
-    runs, kernel, last = [], [], None
+    runs, kernel, stats, summary_s = [], [], [], None
     for r in range(reps):
         t0 = time.perf_counter()
-        res = se.simulate(sc, paths=paths, seed=seed, threads=threads, progress=False)
+        res = se.simulate(sc, paths=paths, seed=seed + r, threads=threads, progress=False)
         runs.append(time.perf_counter() - t0)
         kernel.append(res.timings.get("kernel_seconds", float("nan")))
-        if keep_last and r == reps - 1:
-            last = res
-        else:
-            del res
-            gc.collect()
+        stats.append(engine_stats(res))
+        if r == reps - 1:
+            t0 = time.perf_counter()
+            res.summary  # noqa: B018 (statistics of SPEC §6, timed once)
+            summary_s = time.perf_counter() - t0
+        del res
+        gc.collect()
     out = timing(runs)
     out["kernel_seconds_reported_by_simulate"] = [round(k, 4) for k in kernel]
-    return out, last
+    out["seeds"] = [seed + r for r in range(reps)]
+    return out, pool_stats(stats), summary_s
+
+
+def _mean_se(x: np.ndarray) -> tuple[float, float]:
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
 
 
 def engine_stats(res) -> dict:
-    """Per-tranche EL and PD (both bases) with standard errors, and pool means, from a result."""
-    s = res.summary
-    out = {"tranche_names": list(s["tranche"])}
+    """Per-tranche EL and PD (both bases) with standard errors, and pool means, from a result's
+    per-path tables (``tranche_losses``, ``pool_paths``); weights are all one (plain Monte Carlo)."""
+    names = list(res.plan.tranche_names)
+    tl = res.tranche_losses
+    tranche = tl["tranche"].astype(str).to_numpy()
+    w = tl["weight"].to_numpy(float)
+    out = {"tranche_names": names, "paths": res.paths}
     for basis, prefix in (("enhanced", ""), ("standalone", "standalone_")):
-        out[basis] = {m: [float(v) for v in s[prefix + m]] for m in ("el", "el_se", "pd", "pd_se")}
+        loss = tl[prefix + "loss_fraction"].to_numpy(float) * w
+        dflt = tl[prefix + "defaulted"].to_numpy(float) * w
+        b = {"el": [], "el_se": [], "pd": [], "pd_se": []}
+        for name in names:
+            m = tranche == name
+            for key, x in (("el", loss[m]), ("pd", dflt[m])):
+                mean, se = _mean_se(x)
+                b[key].append(mean)
+                b[key + "_se"].append(se)
+        out[basis] = b
+    del tl
     pp = res.pool_paths
     pool = {}
     for name, col in (("defaults", "licensee_defaults"), ("obsolete", "obsolete_technologies"),
                       ("invalidated", "invalidations"), ("collections", "collections_amount")):
         if col in pp:
-            x = pp[col].to_numpy(float)
-            pool[name] = {"mean": [float(x.mean())], "se": [float(x.std(ddof=1) / math.sqrt(len(x)))]}
+            mean, se = _mean_se(pp[col].to_numpy(float))
+            pool[name] = {"mean": [mean], "se": [se]}
     out["pool"] = pool
+    return out
+
+
+def pool_stats(stats: list[dict]) -> dict:
+    """Pool statistics of independent equal-size runs: mean of means, se = sqrt(sum se^2) / runs."""
+    if len(stats) == 1:
+        return stats[0]
+    r = len(stats)
+    out = {"tranche_names": stats[0]["tranche_names"], "runs": r}
+    for basis in ("enhanced", "standalone"):
+        out[basis] = {}
+        for m in ("el", "pd"):
+            out[basis][m] = list(np.mean([s[basis][m] for s in stats], axis=0))
+            out[basis][m + "_se"] = list(np.sqrt(np.sum(np.square([s[basis][m + "_se"] for s in stats]), axis=0)) / r)
+    out["pool"] = {}
+    for m in stats[0].get("pool", {}):
+        out["pool"][m] = {"mean": list(np.mean([s["pool"][m]["mean"] for s in stats], axis=0)),
+                          "se": list(np.sqrt(np.sum(np.square([s["pool"][m]["se"] for s in stats]), axis=0)) / r)}
     return out
 
 
@@ -437,17 +481,19 @@ def tune_peer_chunk(plan, candidates, paths_per_try: int) -> tuple[int, dict]:
     return best, {str(k): round(v, 2) for k, v in tried.items()}
 
 
-def time_peer(plan, paths: int, reps: int, chunk: int, seed: int = SEED + 1):
+def time_peer(plan, paths: int, reps: int, chunk: int, seed: int = SEED + 1000):
+    """Wall time of the NumPy peer, one seed per repetition; statistics pooled over repetitions."""
     import numpy_peer
 
-    runs, first = [], None
+    runs, stats = [], []
     for r in range(reps):
         t0 = time.perf_counter()
         res = numpy_peer.simulate(plan, paths, seed + r, chunk)
         runs.append(time.perf_counter() - t0)
-        if first is None:
-            first = res
-    return timing(runs), first
+        stats.append(res)
+    out = timing(runs)
+    out["seeds"] = [seed + r for r in range(reps)]
+    return out, pool_stats(stats)
 
 
 # ---------------------------------------------------------------------------------- RNG floor
@@ -559,6 +605,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="simengine benchmarks (SPEC §8)")
     ap.add_argument("--quick", action="store_true", help="reduced sizes and repetitions (< 2 minutes)")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for the JSON and Markdown results")
+    ap.add_argument("--tag", default="", help="appended to the result file names (e.g. profile)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip (w1,w3,w2,scaling,floor,compile,profile)")
     ap.add_argument("--worker-simulate", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--worker-compile", action="store_true", help=argparse.SUPPRESS)
@@ -602,15 +649,12 @@ def main(argv=None) -> int:
                  "periods": plan1.periods, "threads": threads_all, "chunk_paths": chunk}
             e["kernel"] = time_kernel(plan1, paths, Q(5, 2), chunk)
             e["kernel"].update(throughput(e["kernel"], paths, plan1.licences, plan1.periods))
-            log(f"W1 kernel median {e['kernel']['median_s']:.2f}s")
-            e["end_to_end"], res = time_simulate(sc1, paths, Q(5, 2), threads_all, keep_last=True)
-            e["end_to_end"].update(throughput(e["end_to_end"], paths, plan1.licences, plan1.periods))
-            t0 = time.perf_counter()
-            eng = engine_stats(res)
-            e["summary_seconds"] = time.perf_counter() - t0
-            del res
-            gc.collect()
             e["engine_peak_rss_mb"] = round(peak_rss_mb(), 1)
+            log(f"W1 kernel median {e['kernel']['median_s']:.2f}s")
+            reset_peak_rss()
+            e["end_to_end"], eng, e["summary_seconds"] = time_simulate(sc1, paths, Q(5, 2), threads_all)
+            e["end_to_end"].update(throughput(e["end_to_end"], paths, plan1.licences, plan1.periods))
+            e["end_to_end_peak_rss_mb"] = round(peak_rss_mb(), 1)
             log(f"W1 simulate median {e['end_to_end']['median_s']:.2f}s")
             # kernel at one thread, for the per-core comparison with the (single-threaded) peer
             set_threads(1)
@@ -645,14 +689,11 @@ def main(argv=None) -> int:
                  "periods": plan3.periods, "threads": threads_all, "chunk_paths": chunk3}
             e["kernel"] = time_kernel(plan3, paths, Q(3, 2), chunk3)
             e["kernel"].update(throughput(e["kernel"], paths, plan3.licences, plan3.periods))
-            e["end_to_end"], res = time_simulate(sc3, paths, Q(3, 2), threads_all, keep_last=True)
-            e["end_to_end"].update(throughput(e["end_to_end"], paths, plan3.licences, plan3.periods))
-            t0 = time.perf_counter()
-            eng = engine_stats(res)
-            e["summary_seconds"] = time.perf_counter() - t0
-            del res
-            gc.collect()
             e["engine_peak_rss_mb"] = round(peak_rss_mb(), 1)
+            reset_peak_rss()
+            e["end_to_end"], eng, e["summary_seconds"] = time_simulate(sc3, paths, Q(3, 2), threads_all)
+            e["end_to_end"].update(throughput(e["end_to_end"], paths, plan3.licences, plan3.periods))
+            e["end_to_end_peak_rss_mb"] = round(peak_rss_mb(), 1)
             set_threads(1)
             e["kernel_1_thread"] = time_kernel(plan3, paths, Q(2, 1), chunk3)
             e["kernel_1_thread"].update(throughput(e["kernel_1_thread"], paths, plan3.licences, plan3.periods))
@@ -781,10 +822,11 @@ def main(argv=None) -> int:
     # ---------------------------------------------------------------- profile of the W1 kernel
     if "profile" not in skip:
         with Section(report, "profile") as sec:
-            prof = {"paths": Q(10_000, 1_000), "threads": 1, "variants": [], "primitives_ns": {}}
+            prof = {"paths": Q(10_000, 1_000), "threads": 1, "variants": [], "primitives_ns": {},
+                    "statistic": "minimum over repetitions, variants timed round-robin"}
             set_threads(1)
             n = prof["paths"]
-            reps = Q(5, 1)
+            reps = Q(7, 1)
             off = {"risk.demand.enabled": False, "risk.obsolescence.enabled": False, "risk.legal.enabled": False,
                    "risk.default.recovery_model": "fixed", "pool.generate.royalty_type": "fixed"}
             variants = [
@@ -797,26 +839,34 @@ def main(argv=None) -> int:
                 ("licensee default off", {"risk.default.enabled": False}),
                 ("copula only (all of the above off but default)", off),
             ]
+            # all variants compiled first, then timed round-robin (one repetition of each in turn),
+            # so that a change of machine load hits every variant alike; the minimum is the headline
+            built = []
             for label, over in variants:
-                sc = w1_variant(sc1, over) if over else sc1
-                p = compile_plan(sc)
-                t = time_kernel(p, n, reps, chunk)
-                # pool alone: the kernels.pool_path part of the same paths, no waterfall
-                coll = np.empty(n)
-                draws = np.empty(n)
-                kernels["pool_only"](p.pool, np.int64(SEED), 64, p.pool.factor_root.shape[0], coll[:64], draws[:64])
-                runs = []
-                for _ in range(reps):
+                p = compile_plan(w1_variant(sc1, over) if over else sc1)
+                time_kernel(p, 64, 1, chunk)
+                built.append((label, over, p))
+            coll = np.empty(n)
+            draws = np.empty(n)
+            kernels["pool_only"](plan1.pool, np.int64(SEED), 64, plan1.pool.factor_root.shape[0], coll[:64], draws[:64])
+            k_runs = {label: [] for label, _, _ in built}
+            p_runs = {label: [] for label, _, _ in built}
+            for _ in range(reps):
+                for label, over, p in built:
+                    k_runs[label].append(time_kernel(p, n, 1, chunk)["median_s"])
                     t0 = time.perf_counter()
                     kernels["pool_only"](p.pool, np.int64(SEED), n, p.pool.factor_root.shape[0], coll, draws)
-                    runs.append(time.perf_counter() - t0)
-                tp = timing(runs)
+                    p_runs[label].append(time.perf_counter() - t0)
+            for label, over, p in built:
+                t, tp = timing(k_runs[label]), timing(p_runs[label])
                 prof["variants"].append({"variant": label, "overrides": over,
                                          "royalty_groups": len(p.pool.group_running),
-                                         "us_per_path": t["median_s"] / n * 1e6,
-                                         "pool_only_us_per_path": tp["median_s"] / n * 1e6,
+                                         "us_per_path": t["min_s"] / n * 1e6,
+                                         "us_per_path_median": t["median_s"] / n * 1e6,
+                                         "pool_only_us_per_path": tp["min_s"] / n * 1e6,
+                                         "pool_only_us_per_path_median": tp["median_s"] / n * 1e6,
                                          "kernel": t, "pool_only": tp})
-                log(f"profile {label}: {t['median_s'] / n * 1e6:.1f} us/path (pool {tp['median_s'] / n * 1e6:.1f})")
+                log(f"profile {label}: {t['min_s'] / n * 1e6:.1f} us/path (pool {tp['min_s'] / n * 1e6:.1f})")
             full = prof["variants"][0]["us_per_path"]
             for v in prof["variants"]:
                 v["saving_us_per_path"] = full - v["us_per_path"]
@@ -826,6 +876,7 @@ def main(argv=None) -> int:
             p3 = compile_plan(scenario(W3))
             n3 = Q(100_000, 10_000)
             t = time_kernel(p3, n3, reps, 50_000)
+            t["median_s"] = t["min_s"]  # headline: minimum, as for W1
             coll = np.empty(n3)
             draws = np.empty(n3)
             runs = []
@@ -834,6 +885,7 @@ def main(argv=None) -> int:
                 kernels["pool_only"](p3.pool, np.int64(SEED), n3, p3.pool.factor_root.shape[0], coll, draws)
                 runs.append(time.perf_counter() - t0)
             tp = timing(runs[1:])
+            tp["median_s"] = tp["min_s"]
             prof["W3"] = {"paths": n3, "us_per_path": t["median_s"] / n3 * 1e6,
                           "pool_only_us_per_path": tp["median_s"] / n3 * 1e6,
                           "waterfall_us_per_path": (t["median_s"] - tp["median_s"]) / n3 * 1e6}
@@ -902,7 +954,7 @@ def main(argv=None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname())[:40] or "host"
-    stem = f"{now:%Y-%m-%d}-{host}" + ("-quick" if quick else "")
+    stem = f"{now:%Y-%m-%d}-{host}" + ("-quick" if quick else "") + (f"-{args.tag}" if args.tag else "")
     for suffix, text in ((".json", json.dumps(report, indent=1, default=_json_default)), (".md", markdown(report))):
         tmp = out_dir / f".{stem}{suffix}.partial"
         tmp.write_text(text)
@@ -1002,7 +1054,10 @@ def markdown(r: dict) -> str:
         if not e or "agreement" not in e:
             continue
         a = e["agreement"]
-        L += ["", f"## Agreement engine vs NumPy peer, {name} ({e['paths']:,} paths each, independent random numbers)",
+        runs_e = e["end_to_end"]["reps"]
+        runs_p = e["numpy_peer"]["reps"]
+        L += ["", f"## Agreement engine vs NumPy peer, {name} (engine {runs_e} × {e['paths']:,} paths, peer "
+              f"{runs_p} × {e['paths']:,} paths, independent seeds)",
               "", f"max |z| = {a['max_abs_z']:.2f} over {a['n']} statistics; |z| > 3: {a['n_abs_z_over_3']}.", "",
               "| basis | tranche | metric | engine | ± se | peer | ± se | z |", "|---|---|---|---|---|---|---|---|"]
         for row in a["rows"]:
@@ -1034,7 +1089,8 @@ def markdown(r: dict) -> str:
                      f"{row['efficiency']:.0%} |")
     if "profile" in r:
         p = r["profile"]
-        L += ["", f"## Where the W1 kernel time goes (1 thread, {p['paths']:,} paths)", "",
+        L += ["", f"## Where the W1 kernel time goes (1 thread, {p['paths']:,} paths, minimum of "
+              f"{p['variants'][0]['kernel']['reps']} round-robin repetitions)", "",
               "| variant | royalty groups | µs/path | of which pool_path | saving vs full |", "|---|---|---|---|---|"]
         for v in p["variants"]:
             L.append(f"| {v['variant']} | {v['royalty_groups']} | {v['us_per_path']:.1f} | {v['pool_only_us_per_path']:.1f} | "
