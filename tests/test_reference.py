@@ -75,8 +75,6 @@ def test_finite_pool_matches_quadrature(copula):
         want = tranche_pd_finite(n, pd_, rho, SLICES[name][0], copula=copula)
         se_ = np.sqrt(want * (1 - want) / res.paths)
         assert abs(s.loc[name, "pd"] - want) <= z_tol(2) * se_, (name, s.loc[name, "pd"], want)
-        assert s.loc[name, "pd_lower"] <= want <= s.loc[name, "pd_upper"] or \
-            abs(s.loc[name, "pd"] - want) <= 3 * se_
 
 
 @pytest.mark.parametrize("copula", ["gaussian", "student_t"])
