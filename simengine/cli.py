@@ -30,6 +30,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -57,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
     p.add_argument("--no-plot", action="store_true", help="skip loss_curves.png")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--variance-reduction", choices=["none", "importance", "antithetic", "importance+antithetic"],
+                   help="sampling measure (default: the scenario's [simulation] variance_reduction)")
+    p.add_argument("--tranche", help="tranche that importance sampling and --target-rse aim at (default: the first)")
+    p.add_argument("--target-rse", type=_positive_float,
+                   help="add chunks until the tranche's PD has this relative standard error (e.g. 0.1)")
+    p.add_argument("--max-paths", type=_positive_int, default=10_000_000,
+                   help="path cap for --target-rse (default 10,000,000)")
 
     p = sub.add_parser("plot", help="draw loss exceedance curves of a run folder to PNG")
     p.add_argument("run_dir", help="a folder written by `simengine run`")
@@ -116,6 +133,10 @@ def _run(args) -> int:
         _invalid(exc)
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("results") / Path(args.file).stem
+    if args.target_rse is not None and args.paths is not None:
+        print("INVALID --paths: with --target-rse the run decides its paths; expected --max-paths for the cap",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     if out.exists() and not out.is_dir():
         print(f"INVALID {out}: --out is a file; expected a folder", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -123,8 +144,10 @@ def _run(args) -> int:
         from .engine import simulate
         from .results import _atomic_json
 
-        res = simulate(sc, paths=args.paths, seed=args.seed, chunk_paths=args.chunk_paths,
-                       threads=args.threads, progress=not args.quiet)
+        paths = args.max_paths if args.target_rse is not None else args.paths
+        res = simulate(sc, paths=paths, seed=args.seed, chunk_paths=args.chunk_paths,
+                       threads=args.threads, progress=not args.quiet, variance_reduction=args.variance_reduction,
+                       tranche=args.tranche, target_rse=args.target_rse)
         res.to_parquet(out)
         if not args.no_plot:
             fig = res.plot_loss_curves()
@@ -149,10 +172,19 @@ def _print_summary(res, out: Path) -> None:
     import pandas as pd
 
     s = res.summary
-    cols = ["tranche", "pd", "pd_se", "el", "el_se", "wal_years", "rating_moodys", "rating_moodys_range",
+    cols = ["tranche", "pd", "pd_se", "pd_vr", "el", "el_se", "wal_years", "rating_moodys", "rating_moodys_range",
             "rating_sp", "rating_sp_range", "standalone_pd", "standalone_el", "standalone_rating_moodys"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
         print(s[cols].to_string(index=False))
+    if res.stop is not None:
+        st = res.stop
+        verdict = ("reached" if st["reached"] else f"NOT reached: path cap {res.spec.paths:,} hit")
+        print(f"target: {st['tranche']} PD relative standard error {st['rse']:.3g} <= {st['target_rse']:g} "
+              f"{verdict} after {st['paths']:,} paths")
+    ess = s["ess_kish"].iloc[0]
+    print(f"sampling: {res.spec.sampling_info['variance_reduction']}, global factor mean "
+          f"{res.sampling.global_shift:.3g}, chi2 scale {res.sampling.chi2_scale:.3g}; "
+          f"Kish effective sample size {ess:,.0f}")
     t = res.timings
     print(f"{res.paths:,} paths, seed {res.seed}: simulate {t['simulate_seconds']:.2f}s "
           f"(compile {t['compile_seconds']:.2f}s apart) -> {out}")

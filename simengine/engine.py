@@ -7,12 +7,16 @@ order, so the numbers do not depend on how the paths were split.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +24,7 @@ import pyarrow.parquet as pq
 
 from . import _jit
 from .plan import Plan, compile_plan
+from .errors import ScenarioError
 from .schema import Scenario
 
 log = logging.getLogger("simengine")
@@ -72,15 +77,18 @@ def _chunk_tables(plan: Plan, first_path: int, out: dict) -> tuple[pa.Table, pa.
     pool = out["pool"]
     T = plan.periods
     cum = out["cum_default"]
+    collected = pool[:, k.P_COLLECTIONS]
     cols = {
         "path": paths,
         "weight": out["weights"],
-        "licensee_defaults": pool[:, 0].astype(np.int32),
-        "obsolete_technologies": pool[:, 1].astype(np.int32),
-        "invalidations": pool[:, 2].astype(np.int32),
-        "collections_amount": pool[:, 3],
-        "pool_loss_fraction": 1.0 - pool[:, 3] / plan.pool.scheduled_total if plan.pool.scheduled_total > 0 else np.zeros(n),
+        "licensee_defaults": pool[:, k.P_DEFAULTS].astype(np.int32),
+        "obsolete_technologies": pool[:, k.P_OBSOLETE].astype(np.int32),
+        "invalidations": pool[:, k.P_INVALIDATED].astype(np.int32),
+        "collections_amount": collected,
+        "pool_loss_fraction": 1.0 - collected / plan.pool.scheduled_total if plan.pool.scheduled_total > 0 else np.zeros(n),
         "default_fraction": cum[:, T - 1].astype(np.float64),
+        "global_factor": pool[:, k.P_Z_GLOBAL],
+        "chi2_mixing": pool[:, k.P_CHI2],
     }
     for j, name in enumerate(plan.trigger_names):
         cols[f"trigger_{name}"] = out["triggers"][:, j] > 0
@@ -96,7 +104,23 @@ def _chunk_tables(plan: Plan, first_path: int, out: dict) -> tuple[pa.Table, pa.
     return tl, pp
 
 
-def run_chunk(plan: Plan, seed: int, first_path: int, n: int, weight_shift: float = 0.0) -> dict:
+class Sampling(NamedTuple):
+    """The measure paths are drawn under; weights turn it back into the scenario's own.
+
+    global_shift : mean of the global factor (0 = plain Monte Carlo)
+    chi2_scale : scale of the Student-t chi-square mixing variable, times its nominal (1 = plain)
+    antithetic : paths 2m and 2m+1 are an antithetic pair
+    """
+
+    global_shift: float = 0.0
+    chi2_scale: float = 1.0
+    antithetic: bool = False
+
+
+PLAIN = Sampling()
+
+
+def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling = PLAIN) -> dict:
     """Simulate one chunk of paths; returns the kernel's output arrays."""
     k = _kernels()
     T = plan.periods
@@ -105,11 +129,12 @@ def run_chunk(plan: Plan, seed: int, first_path: int, n: int, weight_shift: floa
         "tranche": np.zeros((n, 2, n_tr, k.N_TRANCHE_OUT)),
         "triggers": np.zeros((n, len(plan.trigger_names)), np.uint8),
         "flags": np.zeros((n, k.N_FLAGS)),
-        "pool": np.zeros((n, 4)),
+        "pool": np.zeros((n, k.N_POOL_OUT)),
         "cum_default": np.zeros((n, T), np.float32),
         "weights": np.zeros(n),
     }
-    k.simulate_chunk(plan.pool, plan.waterfall, np.int64(seed), np.int64(first_path), float(weight_shift),
+    k.simulate_chunk(plan.pool, plan.waterfall, np.int64(seed), np.int64(first_path),
+                     float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
                      plan.pool.factor_root.shape[0], out["tranche"], out["triggers"], out["flags"],
                      out["pool"], out["cum_default"], out["weights"])
     return out
@@ -131,13 +156,14 @@ def warm_up(plan: Plan) -> float:
     return _COMPILED["seconds"]
 
 
-def ledgers(plan: Plan, seed: int, paths: np.ndarray, weight_shift: float = 0.0):
+def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN):
     """Per-period ledgers (enhanced basis) of the given paths: (ledgers, collections)."""
     k = _kernels()
     T = plan.periods
     led = np.zeros((len(paths), T, plan.ledger_width))
     col = np.zeros((len(paths), T))
-    k.ledger_paths(plan.pool, plan.waterfall, np.int64(seed), np.asarray(paths, np.int64), float(weight_shift),
+    k.ledger_paths(plan.pool, plan.waterfall, np.int64(seed), np.asarray(paths, np.int64),
+                   float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
                    plan.pool.factor_root.shape[0], led, col)
     return led, col
 
@@ -173,16 +199,50 @@ class _Progress:
             self.bar.close()
 
 
-def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
-             chunk_paths: int | None = None, threads: int | None = None,
-             progress: bool | None = None, spool_dir: str | Path | None = None):
-    """Simulate a scenario; returns a :class:`~simengine.results.SimulationResult`.
+class RunSpec(NamedTuple):
+    """Everything a chunk needs; picklable, so a chunk can run in another process.
 
-    Parameters override the scenario's ``[simulation]`` section. ``threads`` sets numba's
-    thread count (results do not depend on it). Per-path tables are spooled to Parquet parts in
-    ``spool_dir`` (a temporary folder owned by the result when not given).
+    ``paths`` is the number of paths asked for, or the cap when ``target_rse`` is set.
     """
-    from .results import SimulationResult
+
+    scenario: Scenario
+    plan: Plan
+    seed: int
+    paths: int
+    chunk_paths: int
+    sampling: Sampling
+    sampling_info: dict
+    target_rse: float | None = None
+    target_tranche: str | None = None
+    setup_timings: dict = {}
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.paths // self.chunk_paths)
+
+    def chunk(self, index: int) -> tuple[int, int]:
+        """(first path, number of paths) of chunk ``index``."""
+        first = index * self.chunk_paths
+        return first, min(self.chunk_paths, self.paths - first)
+
+    def fingerprint(self) -> dict:
+        """What a spooled part depends on; a spool folder holds the parts of one fingerprint."""
+        from . import __version__
+
+        return {"scenario_hash": self.scenario.file_hash, "seed": self.seed, "paths": self.paths,
+                "chunk_paths": self.chunk_paths, "sampling": list(self.sampling),
+                "engine": __version__}
+
+
+def prepare(scenario: Scenario, paths: int | None = None, seed: int | None = None,
+            chunk_paths: int | None = None, variance_reduction: str | None = None,
+            tranche: str | None = None, target_rse: float | None = None) -> RunSpec:
+    """Plan a run: compile the plan, warm the kernels, choose the sampling measure (pilot).
+
+    Arguments override the scenario's ``[simulation]`` section. With antithetics the path and
+    chunk counts are rounded up to even numbers, so pairs never straddle a chunk.
+    """
+    from .sampling import sampling_for
 
     sim = scenario.model.simulation
     paths = int(paths if paths is not None else sim.paths)
@@ -190,42 +250,149 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     chunk = int(chunk_paths if chunk_paths is not None else sim.chunk_paths)
     if paths < 1 or chunk < 1 or not (0 <= seed < 2**63):
         raise ValueError(f"paths ({paths}) and chunk_paths ({chunk}) >= 1 and 0 <= seed < 2**63 ({seed})")
+    if target_rse is not None and not target_rse > 0:
+        raise ValueError(f"target_rse ({target_rse}) must be > 0")
     plan = compile_plan(scenario)
+    if tranche is not None and tranche not in plan.tranche_names:
+        raise ScenarioError(scenario.source, "--tranche", tranche,
+                            f"a tranche name, one of {list(plan.tranche_names)}")
+    compile_seconds = warm_up(plan)
+    p0 = time.perf_counter()
+    sampling, info = sampling_for(plan, scenario, seed, tranche, variance_reduction)
+    timings = {"compile_seconds": compile_seconds, "pilot_seconds": time.perf_counter() - p0}
+    if sampling.antithetic:
+        paths += paths % 2
+        chunk += chunk % 2
+    if target_rse is not None:
+        tranche = tranche or sim.importance.tranche or plan.tranche_names[0]
+    return RunSpec(scenario, plan, seed, paths, chunk, sampling, info, target_rse, tranche, timings)
+
+
+def open_spool(spec: RunSpec, spool_dir: str | Path | None) -> tuple[Path, bool]:
+    """The spool folder for ``spec``: (folder, owned by the result).
+
+    A given folder that already holds parts of a *different* run is an error, never mixed in;
+    one that holds parts of this run is resumed (its finished chunks are skipped).
+    """
+    if spool_dir is None:
+        return Path(tempfile.mkdtemp(prefix="simengine-spool-")), True
+    spool = Path(spool_dir)
+    spool.mkdir(parents=True, exist_ok=True)
+    stamp = spool / "spool.json"
+    want = spec.fingerprint()
+    if stamp.exists():
+        have = json.loads(stamp.read_text())
+        if have != want:
+            raise ValueError(f"{spool}: holds parts of another run ({have}); expected {want}. "
+                             "Use a fresh folder or delete this one.")
+    else:
+        tmp = spool / "spool.json.partial"
+        tmp.write_text(json.dumps(want, indent=2))
+        tmp.replace(stamp)
+    return spool, False
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:06d}.parquet"
+
+
+def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
+    """Simulate chunk ``index`` into ``spool``; returns kernel seconds, or None if it was already there.
+
+    Each part is written to a temporary name and renamed, pool paths last: a chunk whose
+    ``pool_paths`` part exists is finished, and a killed writer leaves only ``.partial`` files.
+    """
+    name = part_name(index)
+    if (spool / "pool_paths" / name).exists():
+        return None
+    first, n = spec.chunk(index)
+    k0 = time.perf_counter()
+    out = run_chunk(spec.plan, spec.seed, first, n, spec.sampling)
+    seconds = time.perf_counter() - k0
+    tl, pp = _chunk_tables(spec.plan, first, out)
+    del out
+    for table, folder in ((tl, "tranche_losses"), (pp, "pool_paths")):
+        (spool / folder).mkdir(exist_ok=True)
+        tmp = spool / folder / f"{name}.{uuid.uuid4().hex}.partial"
+        pq.write_table(table, tmp)
+        os.replace(tmp, spool / folder / name)
+    return seconds
+
+
+def target_estimate(spec: RunSpec, spool: Path, n_chunks: int) -> tuple[float, float]:
+    """(PD, standard error) of the target tranche from the first ``n_chunks`` parts."""
+    from .stats import weighted_mean_se
+
+    basis = "" if spec.scenario.model.simulation.importance.basis == "enhanced" else "standalone_"
+    k = spec.plan.tranche_names.index(spec.target_tranche)
+    n_tr = len(spec.plan.tranche_names)
+    w, d = [], []
+    for index in range(n_chunks):
+        t = pq.read_table(spool / "tranche_losses" / part_name(index), columns=["weight", basis + "defaulted"])
+        w.append(t.column(0).to_numpy()[k::n_tr])
+        d.append(t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float))
+    return weighted_mean_se(np.concatenate(d), np.concatenate(w), pairs=spec.sampling.antithetic)
+
+
+def collect(spec: RunSpec, spool: Path, n_chunks: int, timings: dict, owns_spool: bool,
+            stop: dict | None = None):
+    """The :class:`~simengine.results.SimulationResult` of the first ``n_chunks`` spooled chunks."""
+    from .results import SimulationResult
+
+    first, n = spec.chunk(n_chunks - 1)
+    return SimulationResult(spec=spec, paths=first + n, spool=spool,
+                            parts=[part_name(i) for i in range(n_chunks)], timings=timings,
+                            owns_spool=owns_spool, threads=_jit.num_threads(), stop=stop)
+
+
+def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
+             chunk_paths: int | None = None, threads: int | None = None,
+             progress: bool | None = None, spool_dir: str | Path | None = None,
+             variance_reduction: str | None = None, tranche: str | None = None,
+             target_rse: float | None = None):
+    """Simulate a scenario; returns a :class:`~simengine.results.SimulationResult`.
+
+    Parameters override the scenario's ``[simulation]`` section. ``threads`` sets numba's
+    thread count (results do not depend on it). Per-path tables are spooled to Parquet parts in
+    ``spool_dir`` (a temporary folder owned by the result when not given); chunks already
+    finished there by an earlier, interrupted call with the same inputs are not recomputed.
+    With ``target_rse``, chunks are added until the PD of ``tranche`` (default: the first) has
+    a relative standard error at most ``target_rse``, or ``paths`` (then a cap) is reached.
+    """
     _jit.set_threads(threads)
     t0 = time.perf_counter()
-    compile_seconds = warm_up(plan)
-    owner = spool_dir is None
-    if owner:
-        spool = Path(tempfile.mkdtemp(prefix="simengine-spool-"))
-    else:
-        spool = Path(spool_dir)
-        spool.mkdir(parents=True, exist_ok=True)
+    spec = prepare(scenario, paths, seed, chunk_paths, variance_reduction, tranche, target_rse)
+    spool, owner = open_spool(spec, spool_dir)
     t1 = time.perf_counter()
-    bar = _Progress(paths, scenario.name, progress)
-    kernel_seconds = 0.0
-    parts = []
+    bar = _Progress(spec.paths, scenario.name, progress)
+    kernel_seconds, skipped, done, stop = 0.0, 0, 0, None
     try:
-        for index, first in enumerate(range(0, paths, chunk)):
-            n = min(chunk, paths - first)
-            k0 = time.perf_counter()
-            out = run_chunk(plan, seed, first, n)
-            kernel_seconds += time.perf_counter() - k0
-            tl, pp = _chunk_tables(plan, first, out)
-            del out
-            name = f"part-{index:06d}.parquet"
-            for table, folder in ((tl, "tranche_losses"), (pp, "pool_paths")):
-                (spool / folder).mkdir(exist_ok=True)
-                tmp = spool / folder / (name + ".partial")
-                pq.write_table(table, tmp)
-                tmp.replace(spool / folder / name)
-            parts.append(name)
-            bar.update(n)
+        for index in range(spec.n_chunks):
+            seconds = spool_chunk(spec, spool, index)
+            if seconds is None:
+                skipped += 1
+            else:
+                kernel_seconds += seconds
+            done = index + 1
+            bar.update(spec.chunk(index)[1])
+            if spec.target_rse is not None:
+                pd_, se = target_estimate(spec, spool, done)
+                rse = se / pd_ if pd_ > 0 else math.inf
+                stop = {"target_rse": spec.target_rse, "tranche": spec.target_tranche, "pd": pd_,
+                        "pd_se": se, "rse": rse, "reached": bool(rse <= spec.target_rse)}
+                if stop["reached"]:
+                    break
     finally:
         bar.close()
+    if stop is not None:
+        stop["paths"] = sum(spec.chunk(i)[1] for i in range(done))
+        stop["path_cap_hit"] = not stop["reached"]
+        if not stop["reached"]:
+            log.warning("%s: path cap %d reached with the %s PD's relative standard error at %.3g "
+                        "(target %.3g)", scenario.name, spec.paths, spec.target_tranche, stop["rse"],
+                        spec.target_rse)
     t2 = time.perf_counter()
-    timings = {"compile_seconds": compile_seconds, "process_compile_seconds": _COMPILED["seconds"],
-               "setup_seconds": t1 - t0 - compile_seconds,
-               "simulate_seconds": t2 - t1, "kernel_seconds": kernel_seconds}
-    return SimulationResult(scenario=scenario, plan=plan, paths=paths, seed=seed, chunk_paths=chunk,
-                            spool=spool, parts=parts, timings=timings, owns_spool=owner,
-                            threads=_jit.num_threads())
+    timings = {**spec.setup_timings, "process_compile_seconds": _COMPILED["seconds"],
+               "setup_seconds": t1 - t0 - spec.setup_timings["compile_seconds"], "simulate_seconds": t2 - t1, "kernel_seconds": kernel_seconds,
+               "chunks_computed": done - skipped, "chunks_resumed": skipped}
+    return collect(spec, spool, done, timings, owner, stop)

@@ -32,6 +32,10 @@ N_FLAGS = 4
 # per-tranche outputs: (paths, bases, tranches, N_TRANCHE_OUT)
 T_LOSS, T_PV_LOSS, T_INTEREST_SHORTFALL, T_FIRST_SHORTFALL, T_WAL, T_COMMITMENT, T_GUARANTEE, T_DEFAULTED = range(8)
 N_TRANCHE_OUT = 8
+# pool_out columns per path
+P_DEFAULTS, P_OBSOLETE, P_INVALIDATED, P_COLLECTIONS, P_Z_GLOBAL, P_CHI2 = range(6)
+N_POOL_OUT = 6
+STATE_COLUMNS = 10
 BLOCK_PATHS = 64
 
 
@@ -109,8 +113,9 @@ def first_period_exceeding(exposure, hazard_per_year, dt_years, periods):
 
 # -------------------------------------------------------------------------------- pool path
 @jit
-def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, obs_period,
-              licensee_period, group_diff, cdr_diff, count_diff, collections, cdr, provider_period):
+def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, factors, demand_x,
+              clock, obs_period, licensee_period, group_diff, cdr_diff, count_diff, collections, cdr,
+              provider_period):
     """Simulate one path's risk drivers and collections.
 
     Parameters
@@ -118,11 +123,17 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
     pp : PoolPlan
     seed, path : int
         The path's address; nothing else decides its random numbers.
-    weight_shift : float
-        Mean shift of the global factor (0 = plain Monte Carlo); see the returned weight.
+    global_shift : float
+        Importance sampling: mean of the global factor (0 = plain Monte Carlo).
+    chi2_scale : float
+        Importance sampling, Student-t copula: the chi-square mixing variable is drawn with its
+        scale times this (1 = plain; below 1 = heavier joint tails).
+    antithetic : bool
+        Paths 2m and 2m+1 share an address; the odd one negates every normal draw and flips
+        every invalidation uniform (gamma draws are shared).
     g_global : ndarray(float64), shape (periods,)          scratch: per-period global shocks
     factors : ndarray(float64), shape (factors,)           scratch: systematic factors
-    demand_x : ndarray(float64), shape (industries, periods)   out: log-demand per period
+    demand_x : ndarray(float64), shape (industries, periods)   out: demand index exp(log-demand)
     clock : ndarray(float64), shape (industries, periods)      out: cumulative hazard clock (years)
     obs_period : ndarray(int64), shape (technologies,)     out: obsolescence period or ``periods``
     licensee_period : ndarray(int64), shape (licensees,)   out: default period or ``periods``
@@ -134,38 +145,47 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
 
     Returns
     -------
-    (weight, n_defaults, n_obsolete, n_invalidated) ; the cumulative default fraction by count
-    is left in ``count_diff[:periods]``.
+    (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
+    ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
+    cumulative default fraction by count is left in ``count_diff[:periods]``.
     """
     T = pp.periods
     dt = pp.dt_years
-    key = path_key(seed, path)
+    flip = antithetic and (path & 1) == 1
+    sign = -1.0 if flip else 1.0
+    key = path_key(seed, path >> 1 if antithetic else path)
     # global factor as the scaled sum of per-period shocks: N(0, 1), and demand sees the same shocks
     sk = stream_key(key, S_GLOBAL)
-    delta = weight_shift / math.sqrt(T)
+    delta = global_shift / math.sqrt(T)
     total = 0.0
     for t in range(T):
-        g_global[t] = normal_at(sk, t) + delta
+        g_global[t] = sign * normal_at(sk, t) + delta
         total += g_global[t]
     z_global = total / math.sqrt(T)
-    weight = math.exp(-weight_shift * z_global + 0.5 * weight_shift * weight_shift)
+    log_weight = -global_shift * z_global + 0.5 * global_shift * global_shift
 
     n_f = factors.shape[0]
     sk = stream_key(key, S_FACTOR)
     if pp.factor_identity:
         factors[0] = z_global
         for k in range(1, n_f):
-            factors[k] = normal_at(sk, k)
+            factors[k] = sign * normal_at(sk, k)
     else:
         for k in range(n_f):
             acc = pp.factor_root[k, 0] * z_global
             for j in range(1, k + 1):
-                acc += pp.factor_root[k, j] * normal_at(sk, j)
+                acc += pp.factor_root[k, j] * sign * normal_at(sk, j)
             factors[k] = acc
     mixing = 1.0
+    chi2 = math.nan
     if pp.copula_t:
-        chi2 = 2.0 * gamma_at(stream_key(key, S_CHI2), 0, 0.5 * pp.dof)
+        # chi2 = 2 G s, G ~ Gamma(dof/2, 1); the nominal s is 1, so the ratio is s^(dof/2) e^(G(1-s))
+        g = gamma_at(stream_key(key, S_CHI2), 0, 0.5 * pp.dof)
+        chi2 = 2.0 * g * chi2_scale
         mixing = math.sqrt(pp.dof / chi2)
+        if chi2_scale != 1.0:
+            log_weight += 0.5 * pp.dof * math.log(chi2_scale) + g * (1.0 - chi2_scale)
+    weight = math.exp(log_weight)
 
     # demand: log-demand per industry; clock = integral of the demand hazard multiplier
     n_ind = demand_x.shape[0]
@@ -185,9 +205,10 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
                     drift += pp.demand_shock_drift_annual
                 e = c * g_global[t]
                 if vol > 0.0:
-                    e += idio * normal_at(sk, j * T + t)
+                    e += idio * sign * normal_at(sk, j * T + t)
                 x += (drift - 0.5 * vol * vol - pp.demand_reversion_annual[j] * x) * dt + vol * sqdt * e
-            demand_x[j, t] = x
+            if pp.industry_running[j]:  # exp once here, not once per royalty group
+                demand_x[j, t] = math.exp(x)
             acc += dt * (math.exp(pp.demand_hazard_adjust[j, t] - elas * x) if elas != 0.0 else 1.0)
             clock[j, t] = acc
 
@@ -203,7 +224,7 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
             if pp.obsolescence_forced_period[k] >= 0:
                 period = pp.obsolescence_forced_period[k]
             elif pp.obsolescence_hazard_annual[k] > 0.0:
-                y = b * z_global + b_idio * normal_at(sk, k)
+                y = b * z_global + b_idio * sign * normal_at(sk, k)
                 exposure = -math.log(upper_tail_normal(y))
                 period = first_period_exceeding(exposure, pp.obsolescence_hazard_annual[k], dt, T)
         obs_period[k] = period
@@ -223,7 +244,7 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
             latent = (pp.licensee_load_global * factors[0]
                       + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
                       + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
-                      + pp.licensee_idio[i] * normal_at(sk, i)) * mixing
+                      + pp.licensee_idio[i] * sign * normal_at(sk, i)) * mixing
             # exposure = -log(1 - U) with U the copula uniform; low latent = early default
             u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
             exposure = -math.log1p(-u)
@@ -267,7 +288,11 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
         inval = T
         h_inv = pp.licence_invalidation_hazard_annual[i]
         if h_inv > 0.0:
-            inval = first_period_exceeding(-math.log1p(-uniform_at(sk_inv, i)), h_inv, dt, T)
+            u_inv = uniform_at(sk_inv, i)
+            if flip:
+                u_inv = 1.0 - u_inv
+            if u_inv <= pp.licence_invalidation_u_max[i]:
+                inval = first_period_exceeding(-math.log1p(-u_inv), h_inv, dt, T)
             if inval < T:
                 n_invalidated += 1
         stop = min(last + 1, min(tau, inval))
@@ -299,7 +324,7 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
             running_amount += group_diff[g, t]
             if pp.group_running[g]:
                 k = pp.group_technology[g]
-                m = math.exp(demand_x[pp.group_industry[g], t])
+                m = demand_x[pp.group_industry[g], t]
                 if t >= obs_period[k]:
                     m *= 1.0 - pp.obsolescence_severity[k]
                 if m < pp.group_floor_ratio[g]:
@@ -321,10 +346,10 @@ def pool_path(pp, seed, path, weight_shift, g_global, factors, demand_x, clock, 
         provider_period[j] = T
         if pp.provider_on[j]:
             a = pp.provider_loading[j]
-            latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * normal_at(sk, j)) * mixing
+            latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * sign * normal_at(sk, j)) * mixing
             u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
             provider_period[j] = first_period_exceeding(-math.log1p(-u), pp.provider_hazard_annual[j], dt, T)
-    return weight, n_defaults, n_obsolete, n_invalidated
+    return weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated
 
 
 # --------------------------------------------------------------------------------- waterfall
@@ -357,7 +382,7 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
     provider_period : ndarray(int64), shape (2,)   default period of commitment / guarantee provider
     enhanced : bool                 False = standalone (no commitment, no guarantee)
     balance, carry : ndarray(float64), shape (tranches,)   scratch
-    state : ndarray(float64), shape (tranches, 7)          scratch
+    state : ndarray(float64), shape (max(tranches, triggers, 2), STATE_COLUMNS)   scratch
     out : ndarray(float64), shape (tranches, N_TRANCHE_OUT)  out: per-tranche results
     trig_fired : ndarray(uint8), shape (triggers,)           out: 1 if the trigger was ever active
     flags : ndarray(float64), shape (N_FLAGS,)               out: provider need / failure
@@ -376,11 +401,16 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
         state[k, 1] = 0.0  # missed non-deferrable interest
     for c in range(N_FLAGS):
         flags[c] = 0.0
-    used = np.zeros(2)
-    breach = np.zeros(n_trig, np.int64)
-    latched = np.zeros(n_trig, np.bool_)
+    # views into the scratch, not fresh arrays: an allocation per call cost ~10% of W1
+    used = state[:2, 7]
+    breach = state[:n_trig, 8]
+    latched = state[:n_trig, 9]
+    used[0] = 0.0
+    used[1] = 0.0
     for c in range(n_trig):
         trig_fired[c] = 0
+        breach[c] = 0.0
+        latched[c] = 0.0
     reserve = wp.reserve_initial
     fee_carry = 0.0
     for p in range(T):
@@ -409,11 +439,12 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
                 hit = cdr[p] > wp.trigger_threshold[c]
             else:
                 hit = dscr < wp.trigger_threshold[c]
-            breach[c] = breach[c] + 1 if hit else 0
+            breach[c] = breach[c] + 1.0 if hit else 0.0
             active = breach[c] >= wp.trigger_consecutive[c]
             if not wp.trigger_curable[c]:
-                latched[c] = latched[c] or active
-                active = latched[c]
+                if active:
+                    latched[c] = 1.0
+                active = latched[c] > 0.0
             if active:
                 trig_fired[c] = 1
                 e = wp.trigger_effect[c]
@@ -611,15 +642,18 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
 
 # ------------------------------------------------------------------------------------ chunk
 @parallel_jit
-def simulate_chunk(pp, wp, seed, first_path, weight_shift, n_factors,
+def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors,
                    tranche_out, trig_out, flag_out, pool_out, cum_default, weights):
     """Simulate paths ``first_path .. first_path + n - 1`` (n = ``weights.shape[0]``).
+
+    ``global_shift``, ``chi2_scale`` and ``antithetic`` are the sampling measure (see
+    :func:`pool_path`); the waterfall never sees it, only ``weights`` do.
 
     Outputs (n = paths in the chunk, B = 2 bases: 0 standalone, 1 enhanced):
     tranche_out : ndarray(float64), shape (n, 2, tranches, N_TRANCHE_OUT)
     trig_out : ndarray(uint8), shape (n, triggers)          enhanced basis
     flag_out : ndarray(float64), shape (n, N_FLAGS)         enhanced basis
-    pool_out : ndarray(float64), shape (n, 4)   defaults, obsolete technologies, invalidations, collections
+    pool_out : ndarray(float64), shape (n, N_POOL_OUT)   columns P_*
     cum_default : ndarray(float32), shape (n, periods)      cumulative licensee default fraction
     weights : ndarray(float64), shape (n,)                  likelihood-ratio weights
     """
@@ -631,6 +665,7 @@ def simulate_chunk(pp, wp, seed, first_path, weight_shift, n_factors,
     n_ls = pp.licensee_hazard_annual.shape[0]
     n_grp = pp.group_running.shape[0]
     n_tr = wp.tranche_balance.shape[0]
+    n_trig = trig_out.shape[1]
     for b in prange(n_blocks):
         g_global = np.empty(T)
         factors = np.empty(n_factors)
@@ -646,32 +681,45 @@ def simulate_chunk(pp, wp, seed, first_path, weight_shift, n_factors,
         provider_period = np.empty(2, np.int64)
         balance = np.empty(n_tr)
         carry = np.empty(n_tr)
-        state = np.empty((n_tr, 7))
-        flags = np.empty(N_FLAGS)
+        state = np.empty((max(n_tr, max(n_trig, 2)), STATE_COLUMNS))
+        trig_scratch = np.empty(n_trig, np.uint8)
+        flags_scratch = np.empty(N_FLAGS)
         no_ledger = np.empty((0, 0))
         for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
-            w, n_def, n_obs, n_inv = pool_path(
-                pp, seed, first_path + i, weight_shift, g_global, factors, demand_x, clock,
-                obs_period, licensee_period, group_diff, cdr_diff, count_diff, collections, cdr,
-                provider_period)
+            w, z, chi2, n_def, n_obs, n_inv = pool_path(
+                pp, seed, first_path + i, global_shift, chi2_scale, antithetic, g_global, factors,
+                demand_x, clock, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
+                collections, cdr, provider_period)
             weights[i] = w
-            pool_out[i, 0] = n_def
-            pool_out[i, 1] = n_obs
-            pool_out[i, 2] = n_inv
+            pool_out[i, P_DEFAULTS] = n_def
+            pool_out[i, P_OBSOLETE] = n_obs
+            pool_out[i, P_INVALIDATED] = n_inv
             total = 0.0
             for t in range(T):
                 total += collections[t]
                 cum_default[i, t] = count_diff[t]
-            pool_out[i, 3] = total
-            for basis in range(2):
-                waterfall_path(wp, collections, cdr, provider_period, basis == 1, balance, carry,
-                               state, tranche_out[i, basis], trig_out[i], flags, no_ledger, False)
+            pool_out[i, P_COLLECTIONS] = total
+            pool_out[i, P_Z_GLOBAL] = z
+            pool_out[i, P_CHI2] = chi2
+            waterfall_path(wp, collections, cdr, provider_period, True, balance, carry,
+                           state, tranche_out[i, 1], trig_out[i], flag_out[i], no_ledger, False)
+            # the bases differ only in provider draws: no provider asked, same cash flows
+            asked = False
             for c in range(N_FLAGS):
-                flag_out[i, c] = flags[c]
+                if flag_out[i, c] != 0.0:
+                    asked = True
+            if asked:
+                waterfall_path(wp, collections, cdr, provider_period, False, balance, carry,
+                               state, tranche_out[i, 0], trig_scratch, flags_scratch, no_ledger, False)
+            else:
+                for k in range(n_tr):
+                    for c in range(N_TRANCHE_OUT):
+                        tranche_out[i, 0, k, c] = tranche_out[i, 1, k, c]
 
 
 @jit
-def ledger_paths(pp, wp, seed, paths, weight_shift, n_factors, ledgers, collections_out):
+def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_factors, ledgers,
+                 collections_out):
     """Full per-period ledgers (enhanced basis) for the listed paths.
 
     paths : ndarray(int64), shape (n,)
@@ -693,13 +741,13 @@ def ledger_paths(pp, wp, seed, paths, weight_shift, n_factors, ledgers, collecti
     provider_period = np.empty(2, np.int64)
     balance = np.empty(n_tr)
     carry = np.empty(n_tr)
-    state = np.empty((n_tr, 7))
+    state = np.empty((max(n_tr, max(wp.trigger_metric.shape[0], 2)), STATE_COLUMNS))
     out = np.empty((n_tr, N_TRANCHE_OUT))
     trig = np.empty(wp.trigger_metric.shape[0], np.uint8)
     flags = np.empty(N_FLAGS)
     for i in range(paths.shape[0]):
-        pool_path(pp, seed, paths[i], weight_shift, g_global, factors, demand_x, clock, obs_period,
-                  licensee_period, group_diff, cdr_diff, count_diff, collections_out[i], cdr,
-                  provider_period)
+        pool_path(pp, seed, paths[i], global_shift, chi2_scale, antithetic, g_global, factors,
+                  demand_x, clock, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
+                  collections_out[i], cdr, provider_period)
         waterfall_path(wp, collections_out[i], cdr, provider_period, True, balance, carry, state,
                        out, trig, flags, ledgers[i], True)

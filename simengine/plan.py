@@ -40,9 +40,9 @@ PoolPlan = namedtuple("PoolPlan", [
     # licences, shape (licences,)
     "licence_licensee", "licence_royalty", "licence_group", "licence_technology",
     "licence_start", "licence_last", "licence_recovery", "licence_invalidation_hazard_annual",
-    "licence_scheduled_amount", "recovery_beta", "recovery_stdev", "relicense_lag",
+    "licence_scheduled_amount", "licence_invalidation_u_max", "recovery_beta", "recovery_stdev", "relicense_lag",
     # royalty groups, shape (groups,): group 0 holds fixed royalties (multiplier 1)
-    "group_running", "group_industry", "group_technology", "group_floor_ratio",
+    "group_running", "industry_running", "group_industry", "group_technology", "group_floor_ratio",
     "scheduled_total",
     # providers (0 commitment, 1 guarantee), shape (2,)
     "provider_on", "provider_hazard_annual", "provider_loading",
@@ -250,9 +250,12 @@ def compile_plan(sc: Scenario) -> Plan:
         licence_licensee=lic["ls"], licence_royalty=roy, licence_group=lic["grp"],
         licence_technology=lic["tech"], licence_start=lic["start"], licence_last=lic["last"],
         licence_recovery=rec, licence_invalidation_hazard_annual=inval, licence_scheduled_amount=sched,
+        # a uniform above this puts the invalidation after legal final: the kernel skips its log1p
+        licence_invalidation_u_max=np.minimum(1.0, -np.expm1(-inval * dt * T) * (1 + 1e-9) + 1e-15),
         recovery_beta=dflt.recovery_model == "beta" and dflt.recovery_stdev > 0,
         recovery_stdev=float(dflt.recovery_stdev), relicense_lag=int(dflt.relicense_lag_periods),
-        group_running=g_running, group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
+        group_running=g_running, industry_running=np.isin(np.arange(n_ind), g_ind[g_running]),
+        group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
         scheduled_total=float(sched.sum()),
         provider_on=p_on, provider_hazard_annual=p_h, provider_loading=p_load,
     )

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from . import __version__, _jit, ratings
 from .plan import LEDGER_DEAL, LEDGER_TRANCHE, Plan
 from .schema import Scenario
-from .stats import Z95, exceedance, weighted_mean_se, weighted_quantile_es, wilson
+from .stats import (Z95, batch_se, exceedance, kish_ess, variance_reduction, weighted_mean_se,
+                    weighted_quantile_es, wilson)
 
 LEVELS = (0.95, 0.99, 0.999)
 LEVEL_NAMES = ("95", "99", "999")
@@ -39,6 +40,11 @@ def _versions() -> dict:
             "pyarrow": pa.__version__}
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> float:
+    d = den.sum()
+    return float(num.sum() / d) if d > 0 else math.nan
+
+
 def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs) -> list[float]:
     order = np.argsort(x, kind="stable")
     cdf = np.cumsum(w[order]) / w.sum()
@@ -52,13 +58,16 @@ class SimulationResult:
     statistic is computed from them in path order, so it does not depend on chunking.
     """
 
-    def __init__(self, scenario: Scenario, plan: Plan, paths: int, seed: int, chunk_paths: int,
-                 spool: Path, parts: list[str], timings: dict, owns_spool: bool = False, threads: int = 1):
-        self.scenario = scenario
-        self.plan = plan
+    def __init__(self, spec, paths: int, spool: Path, parts: list[str], timings: dict,
+                 owns_spool: bool = False, threads: int = 1, stop: dict | None = None):
+        self.spec = spec
+        self.scenario: Scenario = spec.scenario
+        self.plan: Plan = spec.plan
         self.paths = paths
-        self.seed = seed
-        self.chunk_paths = chunk_paths
+        self.seed = spec.seed
+        self.chunk_paths = spec.chunk_paths
+        self.sampling = spec.sampling
+        self.stop = stop  # how a --target-rse run ended; None otherwise
         self.spool = Path(spool)
         self.parts = parts
         self.timings = dict(timings)
@@ -98,10 +107,16 @@ class SimulationResult:
         """One row per tranche: SPEC §6 metrics, enhanced (no prefix) and ``standalone_``."""
         w = self.weights
         n = self.paths
+        pairs = self.sampling.antithetic
         wp = self.plan.waterfall
         horizon = self.plan.periods / wp.periods_per_year
+        ess = kish_ess(w)
+        w_mean, w_se = weighted_mean_se(np.ones(n), w, pairs)
         rows = [dict(tranche=name, balance_amount=float(wp.tranche_balance[k]),
-                     coupon=float(wp.tranche_coupon_per_period[k] * wp.periods_per_year), paths=n)
+                     coupon=float(wp.tranche_coupon_per_period[k] * wp.periods_per_year), paths=n,
+                     variance_reduction=self.spec.sampling_info["variance_reduction"],
+                     is_global_shift=self.sampling.global_shift, is_chi2_scale=self.sampling.chi2_scale,
+                     ess_kish=ess, weight_mean=w_mean, weight_mean_se=w_se)
                 for k, name in enumerate(self.plan.tranche_names)]
         for prefix, _ in BASES:
             loss = self._matrix(prefix + "loss_fraction")
@@ -110,11 +125,19 @@ class SimulationResult:
             pv = self._matrix(prefix + "pv_loss_fraction")
             short = self._matrix(prefix + "interest_shortfall_amount")
             for k, row in enumerate(rows):
-                pd_, pd_se = weighted_mean_se(defaulted[:, k], w)
-                el, el_se = weighted_mean_se(loss[:, k], w)
+                pd_, pd_se = weighted_mean_se(defaulted[:, k], w, pairs)
+                el, el_se = weighted_mean_se(loss[:, k], w, pairs)
+                pv_mean, pv_se = weighted_mean_se(pv[:, k], w, pairs)
+                short_mean, short_se = weighted_mean_se(short[:, k], w, pairs)
                 n_eff = pd_ * (1 - pd_) / pd_se ** 2 if pd_se > 0 else float(n)
                 lo, hi = wilson(pd_, n_eff)
-                wal_mean = float((w * wal[:, k]).sum() / w.sum())
+                # statistics that are not plain means get batch-means standard errors
+                tail = lambda x, ww, d, wl: np.array(
+                    [_ratio(ww * x, ww * d), _ratio(ww * wl, ww), _weighted_quantiles(x, ww, [0.5])[0]]
+                    + [v for pair in weighted_quantile_es(x, ww, LEVELS) for v in pair])
+                values = tail(loss[:, k], w, defaulted[:, k], wal[:, k])
+                errors = batch_se(tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
+                lgd, wal_mean, q50 = values[:3]
                 el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 m_best = ratings.implied_moodys(el_lo, wal_mean)
                 m_worst = ratings.implied_moodys(el_hi, wal_mean)
@@ -122,16 +145,22 @@ class SimulationResult:
                 s_worst = ratings.implied_sp(hi, horizon)
                 row.update({
                     prefix + "pd": pd_, prefix + "pd_se": pd_se, prefix + "pd_lower": lo, prefix + "pd_upper": hi,
+                    prefix + "pd_n_eff": n_eff,
+                    prefix + "pd_vr": variance_reduction(defaulted[:, k], w, pd_se),
                     prefix + "el": el, prefix + "el_se": el_se,
-                    prefix + "lgd": el / pd_ if pd_ > 0 else math.nan,
-                    prefix + "pv_loss": float((w * pv[:, k]).mean()),
-                    prefix + "wal_years": wal_mean,
-                    prefix + "interest_shortfall_mean_amount": float((w * short[:, k]).mean()),
-                    prefix + "loss_q50": _weighted_quantiles(loss[:, k], w, [0.5])[0],
+                    prefix + "el_vr": variance_reduction(loss[:, k], w, el_se),
+                    prefix + "lgd": lgd, prefix + "lgd_se": errors[0],
+                    prefix + "pv_loss": pv_mean, prefix + "pv_loss_se": pv_se,
+                    prefix + "wal_years": wal_mean, prefix + "wal_years_se": errors[1],
+                    prefix + "interest_shortfall_mean_amount": short_mean,
+                    prefix + "interest_shortfall_mean_amount_se": short_se,
+                    prefix + "loss_q50": q50, prefix + "loss_q50_se": errors[2],
                 })
-                for (var, es), name in zip(weighted_quantile_es(loss[:, k], w, LEVELS), LEVEL_NAMES):
-                    row[prefix + f"var_{name}"] = var
-                    row[prefix + f"es_{name}"] = es
+                for j, name in enumerate(LEVEL_NAMES):
+                    row[prefix + f"var_{name}"] = values[3 + 2 * j]
+                    row[prefix + f"var_{name}_se"] = errors[3 + 2 * j]
+                    row[prefix + f"es_{name}"] = values[4 + 2 * j]
+                    row[prefix + f"es_{name}_se"] = errors[4 + 2 * j]
                 row.update({
                     prefix + "rating_moodys": ratings.implied_moodys(el, wal_mean),
                     prefix + "rating_moodys_range": ratings.notch_range(m_best, m_worst),
@@ -150,10 +179,10 @@ class SimulationResult:
         commit = self._matrix("commitment_draw_amount")
         guar = self._matrix("guarantee_draw_amount")
         for k, row in enumerate(rows):
-            row["commitment_draw_mean_amount"] = float((w * commit[:, k]).mean())
-            row["guarantee_draw_mean_amount"] = float((w * guar[:, k]).mean())
-            row["p_commitment_drawn"] = float((w * (commit[:, k] > 0)).mean())
-            row["p_guarantee_drawn"] = float((w * (guar[:, k] > 0)).mean())
+            for name, x in (("commitment_draw_mean_amount", commit[:, k]), ("guarantee_draw_mean_amount", guar[:, k]),
+                            ("p_commitment_drawn", (commit[:, k] > 0).astype(float)),
+                            ("p_guarantee_drawn", (guar[:, k] > 0).astype(float))):
+                row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
         return pd.DataFrame(rows)
 
     @cached_property
@@ -171,6 +200,7 @@ class SimulationResult:
         from .kernels import T_LOSS
         from .plan import compile_plan
 
+        pairs = self.sampling.antithetic
         n = min(self.paths, ATTRIBUTION_PATHS)
         variants = {
             "full": self.scenario,
@@ -191,12 +221,12 @@ class SimulationResult:
                 loss[name] = loss[same[name]]
                 continue
             plan = self.plan if name == "full" else compile_plan(sc)
-            parts = [run_chunk(plan, self.seed, first, min(self.chunk_paths, n - first))
+            parts = [run_chunk(plan, self.seed, first, min(self.chunk_paths, n - first), self.sampling)
                      for first in range(0, n, self.chunk_paths)]
             loss[name] = np.concatenate([p["tranche"][:, :, :, T_LOSS] * p["weights"][:, None, None]
                                          for p in parts])  # (n, basis, tranche)
         rows = []
-        mean_se = lambda x: (float(x.mean()), float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan)
+        mean_se = lambda x: weighted_mean_se(x, np.ones(n), pairs)  # x already carries the weights
         for k, tranche in enumerate(self.plan.tranche_names):
             for b, basis in ((1, "enhanced"), (0, "standalone")):
                 full = loss["full"][:, b, k]
@@ -217,7 +247,7 @@ class SimulationResult:
         cols += [f"trigger_{t}" for t in self.plan.trigger_names]
         t = self._read("pool_paths", cols).to_pandas()
         w = t["weight"].to_numpy()
-        mean = lambda c: float((w * t[c].to_numpy(dtype=float)).mean())
+        pairs = self.sampling.antithetic
         dr = t["default_fraction"].to_numpy()
         q = _weighted_quantiles(dr, w, (0.5, 0.95, 0.99, 0.999))
         tl = self._read("tranche_losses", ["commitment_draw_amount", "guarantee_draw_amount"])
@@ -227,25 +257,23 @@ class SimulationResult:
         needed_c = t["commitment_needed"].to_numpy()
         needed_g = t["guarantee_needed"].to_numpy()
         out = {
-            "paths": self.paths,
-            "licensee_default_rate_mean": mean("default_fraction"),
+            "paths": self.paths, "ess_kish": kish_ess(w),
             "licensee_default_rate_q50": q[0], "licensee_default_rate_q95": q[1],
             "licensee_default_rate_q99": q[2], "licensee_default_rate_q999": q[3],
-            "expected_collections_amount": mean("collections_amount"),
             "scheduled_collections_amount": float(self.plan.pool.scheduled_total),
-            "p_commitment_needed": mean("commitment_needed"),
-            "p_commitment_drawn": float((w * c_any).mean()),
-            "p_guarantee_needed": mean("guarantee_needed"),
-            "p_guarantee_drawn": float((w * g_any).mean()),
-            "p_commitment_provider_failed_when_needed": mean("commitment_provider_failed"),
-            "p_guarantee_provider_failed_when_needed": mean("guarantee_provider_failed"),
             "commitment_provider_failed_given_needed": (
                 float((w * t["commitment_provider_failed"]).sum() / (w * needed_c).sum()) if needed_c.any() else math.nan),
             "guarantee_provider_failed_given_needed": (
                 float((w * t["guarantee_provider_failed"]).sum() / (w * needed_g).sum()) if needed_g.any() else math.nan),
         }
-        for name in self.plan.trigger_names:
-            out[f"p_trigger_{name}"] = mean(f"trigger_{name}")
+        means = {"licensee_default_rate_mean": dr, "expected_collections_amount": t["collections_amount"],
+                 "p_commitment_needed": needed_c, "p_commitment_drawn": c_any,
+                 "p_guarantee_needed": needed_g, "p_guarantee_drawn": g_any,
+                 "p_commitment_provider_failed_when_needed": t["commitment_provider_failed"],
+                 "p_guarantee_provider_failed_when_needed": t["guarantee_provider_failed"]}
+        means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
+        for key, values in means.items():
+            out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
         return out
 
     # ----------------------------------------------------------------------------- cash flows
@@ -266,7 +294,7 @@ class SimulationResult:
         from .engine import ledgers
 
         n = min(self.paths, self.scenario.model.simulation.cashflow_sample_paths)
-        led, _ = ledgers(self.plan, self.seed, np.arange(n, dtype=np.int64))
+        led, _ = ledgers(self.plan, self.seed, np.arange(n, dtype=np.int64), self.sampling)
         w = self.weights[:n]
         rows = []
         for owner, item, c in self._ledger_frame(led):
@@ -290,7 +318,7 @@ class SimulationResult:
         for k, name in enumerate(self.plan.tranche_names):
             order = np.lexsort((np.arange(self.paths), -pv[:, k], -short[:, k], -loss[:, k]))
             chosen.append((name, int(order[0])))
-        led, _ = ledgers(self.plan, self.seed, np.array([p for _, p in chosen], np.int64))
+        led, _ = ledgers(self.plan, self.seed, np.array([p for _, p in chosen], np.int64), self.sampling)
         frames = []
         cols = self._ledger_frame(led)
         for i, (name, path) in enumerate(chosen):
@@ -309,7 +337,9 @@ class SimulationResult:
             "scenario": self.scenario.name, "scenario_file": self.scenario.source,
             "scenario_hash": self.scenario.file_hash, "seed": self.seed, "paths": self.paths,
             "chunk_paths": self.chunk_paths, "cashflow_sample_paths": min(self.paths, sim.cashflow_sample_paths),
-            "variance_reduction": sim.variance_reduction, "engine": _versions(),
+            "variance_reduction": self.spec.sampling_info["variance_reduction"],
+            "sampling": self.sampling._asdict(), "sampling_choice": self.spec.sampling_info,
+            "target": self.stop, "engine": _versions(),
             "numba_threading_layer": _jit.threading_layer(), "threads": self.threads,
             "numba_disabled": _jit.DISABLED,
         }

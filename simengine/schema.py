@@ -339,12 +339,23 @@ class Structure(_Model):
     waterfall: list[Step] | None = None
 
 
+class Importance(_Model):
+    """Importance sampling on the systematic factors; by default the pilot picks the measure."""
+
+    tranche: str | None = None  # the tranche whose default is targeted; default: the first (most senior)
+    basis: Literal["enhanced", "standalone"] = "enhanced"
+    global_shift: Annotated[float, Field(ge=-8.0, le=8.0)] | None = None  # fixes the global factor's mean
+    chi2_scale: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # fixes the t mixing scale
+    pilot_paths: Annotated[int, Field(ge=200, le=1_000_000)] = 4_000
+
+
 class Simulation(_Model):
     paths: Annotated[int, Field(ge=1)] = 100_000
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     chunk_paths: Annotated[int, Field(ge=1)] = 50_000
     cashflow_sample_paths: Annotated[int, Field(ge=1)] = 10_000
-    variance_reduction: Literal["none"] = "none"
+    variance_reduction: Literal["none", "importance", "antithetic", "importance+antithetic"] = "none"
+    importance: Importance = Importance()
 
 
 class ScenarioModel(_Model):
@@ -903,6 +914,10 @@ class Scenario:
             missing = [n for n in names if n not in paid]
             if missing:
                 err("structure.waterfall", missing, "a principal step for every tranche")
+        target = m.simulation.importance.tranche
+        if target is not None and target not in names:
+            err("simulation.importance.tranche", target,
+                f"a tranche name, one of {names}{_did_you_mean(target, names)}")
         corr = m.risk.correlation
         if corr.matrix is not None:
             self._check_matrix(corr, err)

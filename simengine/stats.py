@@ -9,16 +9,55 @@ import numpy as np
 Z95 = 1.959963984540054  # two-sided 95%
 
 
-def weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+def weighted_mean_se(values: np.ndarray, weights: np.ndarray, pairs: bool = False) -> tuple[float, float]:
     """Mean of w·x over n paths (an unbiased estimator of E[x]) and its standard error.
 
     values, weights : ndarray(float64), shape (n,)
+    pairs : paths 2m and 2m+1 are antithetic (dependent): the error is that of the n/2 pair means.
     """
-    n = values.shape[0]
     wx = weights * values
     mean = float(wx.mean())
-    se = float(wx.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    if pairs and wx.shape[0] % 2 == 0:
+        wx = 0.5 * (wx[0::2] + wx[1::2])
+    m = wx.shape[0]
+    se = float(wx.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
     return mean, se
+
+
+def variance_reduction(values: np.ndarray, weights: np.ndarray, se: float) -> float:
+    """Plain Monte Carlo's variance over this run's, both for n paths.
+
+    The plain variance Var[x] = E[x^2] - E[x]^2 under the scenario's own measure is estimated
+    from the same weighted paths, so no separate plain run is needed.
+    """
+    n = values.shape[0]
+    mean = float((weights * values).mean())
+    plain = float((weights * values * values).mean()) - mean * mean
+    return plain / n / (se * se) if se > 0 else math.nan
+
+
+def kish_ess(weights: np.ndarray) -> float:
+    """Kish's effective sample size (sum w)^2 / sum w^2: n for equal weights."""
+    return float(weights.sum() ** 2 / (weights * weights).sum())
+
+
+BATCHES = 20
+
+
+def batch_se(statistic, arrays: tuple, batches: int = BATCHES, pairs: bool = False) -> np.ndarray:
+    """Standard error by batch means of a statistic that is not a plain mean (quantiles, ratios).
+
+    ``statistic(*arrays_of_one_batch)`` returns a 1-d array; the paths are cut into ``batches``
+    contiguous batches (whole antithetic pairs), and the error of the full-sample statistic is
+    taken as std(batch statistics) / sqrt(batches). Returns NaN where fewer than 2 batches fit.
+    """
+    n = arrays[0].shape[0]
+    step = 2 if pairs else 1
+    size = (n // batches) // step * step
+    if size < step or batches < 2:
+        return np.full(len(np.atleast_1d(statistic(*arrays))), math.nan)
+    values = np.array([statistic(*(a[b * size:(b + 1) * size] for a in arrays)) for b in range(batches)])
+    return values.std(axis=0, ddof=1) / math.sqrt(batches)
 
 
 def wilson(p: float, n_eff: float, z: float = Z95) -> tuple[float, float]:
