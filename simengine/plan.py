@@ -147,7 +147,7 @@ def compile_plan(sc: Scenario) -> Plan:
     ls_idio = np.empty(n_ls)
     for k, n in enumerate(names):
         l = first[n]
-        ls_hazard[k] = _hazard(_credit(l))
+        ls_hazard[k] = _hazard(_credit(l) * sc.model.risk.default.pd_multiplier)
         ls_ind[k] = ind_ix[l.industry]
         ls_tech[k] = tech_ix[l.technology]
         ls_ind_f[k] = 1 + ind_ix[l.industry]

@@ -184,6 +184,7 @@ class DefaultRisk(_Model):
     recovery_stdev: NonNegative = 0.0
     relicense_lag_periods: Annotated[int, Field(ge=1)] = 4
     relicense_haircut: Fraction = 1.0
+    pd_multiplier: NonNegative = 1.0  # stress: every licensee's annual PD times this
 
 
 class Correlation(_Model):
@@ -923,6 +924,15 @@ class Scenario:
             self._check_matrix(corr, err)
         if m.risk.default.copula == "student_t" and m.risk.default.dof <= 0:
             err("risk.default.dof", m.risk.default.dof, "degrees of freedom > 0")
+        mult = m.risk.default.pd_multiplier
+        if mult != 1.0:
+            for i, lic in enumerate(self.licences):
+                pd_ = lic.pd_annual if lic.pd_annual is not None else (
+                    rating_to_pd(lic.rating) if lic.rating in _ratings() else 0.0)
+                if pd_ * mult >= 1.0:
+                    err("risk.default.pd_multiplier", mult,
+                        f"a multiplier that keeps every annual PD below 1 (licence {lic.id}: PD {pd_:g})")
+                    break
         if m.risk.default.recovery_model == "beta":
             for i, lic in enumerate(self.licences):
                 mean = lic.recovery if lic.recovery is not None else 1.0 - m.risk.default.relicense_haircut
