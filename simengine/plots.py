@@ -6,14 +6,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def loss_curves_figure(curves: dict, summary, title: str, paths: int) -> Figure:
+def loss_curves_figure(curves: dict, summary, title: str, paths: int, sampling: str = "none") -> Figure:
     """Loss exceedance P(L > x) per tranche, enhanced (solid) and standalone (dashed).
 
     curves : {(tranche, basis): (x, probability, standard error)}
+    sampling : the run's variance reduction, for the title
     """
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
-    floor = 0.5 / paths
+    # importance sampling reaches probabilities far below 1 / paths: the axis follows the data
+    smallest = min((p[p > 0].min() for _, p, _ in curves.values() if (p > 0).any()), default=1.0 / paths)
+    floor = 0.5 * min(smallest, 1.0 / paths)
     tranches = list(dict.fromkeys(t for t, _ in curves))
     colours = {t: f"C{i}" for i, t in enumerate(tranches)}
     for (tranche, basis), (x, prob, se) in curves.items():
@@ -33,7 +36,8 @@ def loss_curves_figure(curves: dict, summary, title: str, paths: int) -> Figure:
     ax.set_xlim(0, 1)
     ax.set_xlabel("loss (fraction of original tranche balance)")
     ax.set_ylabel("P(loss > x)")
-    ax.set_title(f"{title}\ntranche loss exceedance, {paths:,} paths (band: 95% Monte Carlo interval)",
+    how = "" if sampling == "none" else f", {sampling} sampling (weighted)"
+    ax.set_title(f"{title}\ntranche loss exceedance, {paths:,} paths{how} (band: 95% Monte Carlo interval)",
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

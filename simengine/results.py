@@ -361,7 +361,8 @@ class SimulationResult:
         pool_summary = pd.DataFrame([self.pool_summary])
         for name, frame in (("summary", summary), ("pool_summary", pool_summary),
                             ("channel_attribution", self.channel_attribution),
-                            ("cashflows", self.cashflows), ("worst_paths", self.worst_paths)):
+                            ("cashflows", self.cashflows), ("worst_paths", self.worst_paths),
+                            ("loss_exceedance", self.exceedance_table)):
             table = pa.Table.from_pandas(frame, preserve_index=False)
             _atomic_parquet(out / f"{name}.parquet", [table], meta)
         for folder in ("tranche_losses", "pool_paths"):
@@ -378,13 +379,31 @@ class SimulationResult:
         loss = self._matrix(prefix + "loss_fraction")[:, self.plan.tranche_names.index(tranche)]
         return exceedance(loss, self.weights)
 
+    @cached_property
+    def exceedance_table(self) -> pd.DataFrame:
+        """Every tranche's weighted exceedance curve with its 95% band, one row per distinct loss.
+
+        Columns: tranche, basis, loss_fraction x, probability P(L > x), se, lower, upper. With
+        antithetic pairs the standard error treats paths as independent, which overstates it
+        when the pairs are negatively correlated (the point of antithetics).
+        """
+        frames = []
+        for t in self.plan.tranche_names:
+            for b in ("enhanced", "standalone"):
+                x, prob, se = self.loss_exceedance(t, b)
+                frames.append(pd.DataFrame({"tranche": t, "basis": b, "loss_fraction": x, "probability": prob,
+                                            "se": se, "lower": np.clip(prob - Z95 * se, 0, 1),
+                                            "upper": np.clip(prob + Z95 * se, 0, 1)}))
+        return pd.concat(frames, ignore_index=True)
+
     def plot_loss_curves(self):
         """Loss exceedance curves per tranche on a log probability axis; returns a Figure."""
         from .plots import loss_curves_figure
 
         curves = {(t, b): self.loss_exceedance(t, b) for t in self.plan.tranche_names
                   for b in ("enhanced", "standalone")}
-        return loss_curves_figure(curves, self.summary, self.scenario.name, self.paths)
+        return loss_curves_figure(curves, self.summary, self.scenario.name, self.paths,
+                                  self.spec.sampling_info["variance_reduction"])
 
 
 def _atomic_json(path: Path, data: dict) -> None:

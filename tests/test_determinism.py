@@ -56,17 +56,18 @@ TWIN_SCRIPT = r"""
 import json, sys
 import numpy as np
 import simengine as se
-from simengine.engine import ledgers, run_chunk
+from simengine.engine import Sampling, ledgers, run_chunk
 from simengine.plan import compile_plan
 out = {}
 for name, sc in CASES:
     plan = compile_plan(sc)
-    r = run_chunk(plan, 17, 40, PATHS)
-    led, col = ledgers(plan, 17, np.arange(40, 40 + PATHS))
-    r["ledgers"] = led
-    r["collections"] = col
-    for key, value in r.items():
-        out[f"{name}/{key}"] = value
+    for label, sampling in (("plain", Sampling()), ("is_antithetic", Sampling(-1.3, 0.7, True))):
+        r = run_chunk(plan, 17, 40, PATHS, sampling)
+        led, col = ledgers(plan, 17, np.arange(40, 40 + PATHS), sampling)
+        r["ledgers"] = led
+        r["collections"] = col
+        for key, value in r.items():
+            out[f"{name}/{label}/{key}"] = value
 np.savez(sys.argv[1], **out)
 """
 
