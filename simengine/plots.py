@@ -36,8 +36,8 @@ def loss_curves_figure(curves: dict, summary, title: str, paths: int, sampling: 
     ax.set_xlim(0, 1)
     ax.set_xlabel("loss (fraction of original tranche balance)")
     ax.set_ylabel("P(loss > x)")
-    how = "" if sampling == "none" else f", {sampling} sampling (weighted)"
-    ax.set_title(f"{title}\ntranche loss exceedance, {paths:,} paths{how} (band: 95% Monte Carlo interval)",
+    how = "" if sampling == "none" else f", {sampling} sampling (weighted paths)"
+    ax.set_title(f"{title}\ntranche loss exceedance, {paths:,} paths{how}\nband: 95% Monte Carlo interval",
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
