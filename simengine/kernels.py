@@ -114,8 +114,8 @@ def first_period_exceeding(exposure, hazard_per_year, dt_years, periods):
 # -------------------------------------------------------------------------------- pool path
 @jit
 def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, factors, demand_x,
-              clock, obs_period, licensee_period, group_diff, cdr_diff, count_diff, collections, cdr,
-              provider_period):
+              clock, screen, obs_period, licensee_period, group_diff, cdr_diff, count_diff, collections,
+              cdr, provider_period):
     """Simulate one path's risk drivers and collections.
 
     Parameters
@@ -135,6 +135,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, fa
     factors : ndarray(float64), shape (factors,)           scratch: systematic factors
     demand_x : ndarray(float64), shape (industries, periods)   out: demand index exp(log-demand)
     clock : ndarray(float64), shape (industries, periods)      out: cumulative hazard clock (years)
+    screen : ndarray(int64), shape (industries,)           scratch: survivor-screen grid index
     obs_period : ndarray(int64), shape (technologies,)     out: obsolescence period or ``periods``
     licensee_period : ndarray(int64), shape (licensees,)   out: default period or ``periods``
     group_diff : ndarray(float64), shape (groups, periods + 1)  scratch
@@ -238,6 +239,15 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, fa
     n_ls = licensee_period.shape[0]
     sk = stream_key(key, S_LICENSEE)
     n_defaults = 0
+    # survivor screen: the grid point at or above each industry's end-of-deal clock, with a
+    # 1e-6 margin so that rounding in the exact test below can never disagree with it
+    n_grid = pp.survival_threshold.shape[1]
+    for j in range(n_ind):
+        h = clock[j, T - 1] * (1.0 + 1e-6)
+        m = 0
+        if h > pp.threshold_h0:
+            m = int(math.ceil(math.log(h / pp.threshold_h0) / pp.threshold_log_ratio))
+        screen[j] = m if m < n_grid else -1
     for i in range(n_ls):
         period = T
         if pp.default_on:
@@ -245,6 +255,13 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, fa
                       + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
                       + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
                       + pp.licensee_idio[i] * sign * normal_at(sk, i)) * mixing
+            m = screen[pp.licensee_industry[i]]
+            k_obs = obs_period[pp.licensee_technology[i]]
+            # obsolescence with a multiplier bends the clock: no screen, the exact test decides
+            if m >= 0 and (k_obs >= T or pp.obsolescence_multiplier[pp.licensee_technology[i]] == 1.0):
+                if latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
+                    licensee_period[i] = T
+                    continue
             # exposure = -log(1 - U) with U the copula uniform; low latent = early default
             u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
             exposure = -math.log1p(-u)
@@ -671,6 +688,7 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
         factors = np.empty(n_factors)
         demand_x = np.empty((n_ind, T))
         clock = np.empty((n_ind, T))
+        screen = np.empty(n_ind, np.int64)
         obs_period = np.empty(n_tech, np.int64)
         licensee_period = np.empty(n_ls, np.int64)
         group_diff = np.empty((n_grp, T + 1))
@@ -688,7 +706,7 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
         for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
             w, z, chi2, n_def, n_obs, n_inv = pool_path(
                 pp, seed, first_path + i, global_shift, chi2_scale, antithetic, g_global, factors,
-                demand_x, clock, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
+                demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
                 collections, cdr, provider_period)
             weights[i] = w
             pool_out[i, P_DEFAULTS] = n_def
@@ -732,6 +750,7 @@ def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_fa
     factors = np.empty(n_factors)
     demand_x = np.empty((pp.demand_drift_annual.shape[0], T))
     clock = np.empty_like(demand_x)
+    screen = np.empty(demand_x.shape[0], np.int64)
     obs_period = np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64)
     licensee_period = np.empty(pp.licensee_hazard_annual.shape[0], np.int64)
     group_diff = np.empty((pp.group_running.shape[0], T + 1))
@@ -747,7 +766,7 @@ def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_fa
     flags = np.empty(N_FLAGS)
     for i in range(paths.shape[0]):
         pool_path(pp, seed, paths[i], global_shift, chi2_scale, antithetic, g_global, factors,
-                  demand_x, clock, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
+                  demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
                   collections_out[i], cdr, provider_period)
         waterfall_path(wp, collections_out[i], cdr, provider_period, True, balance, carry, state,
                        out, trig, flags, ledgers[i], True)

@@ -31,6 +31,9 @@ PoolPlan = namedtuple("PoolPlan", [
     "licensee_hazard_annual", "licensee_industry", "licensee_technology",
     "licensee_load_global", "licensee_load_industry", "licensee_load_region",
     "licensee_industry_factor", "licensee_region_factor", "licensee_idio",
+    # survivor screen: latent above survival_threshold[class, m] cannot default by legal final
+    # when the cumulative hazard is at most threshold_h0 * exp(m * threshold_log_ratio)
+    "licensee_hazard_class", "survival_threshold", "threshold_h0", "threshold_log_ratio",
     # technologies, shape (technologies,)
     "obsolescence_hazard_annual", "obsolescence_severity", "obsolescence_multiplier",
     "obsolescence_forced_period", "obsolescence_loading",
@@ -90,6 +93,30 @@ class Plan:
 
 def _hazard(pd_annual: float) -> float:
     return -math.log1p(-pd_annual)
+
+
+SCREEN_LOG_RATIO = math.log(1.02)  # grid step of the survivor screen: 2% of cumulative hazard
+
+
+def _survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: bool, dof: float) -> dict:
+    """Latent thresholds above which a licensee survives to legal final, on a grid of hazards.
+
+    A licensee with annual hazard λ defaults by the time its cumulative hazard clock reaches H
+    iff F(latent) <= 1 - exp(-λ H), F the copula's marginal CDF. The kernel looks up the grid
+    point just above the path's H and skips the CDF, log and search for every latent above its
+    threshold: the same decision, made without them. Grid: H from 1e-4 to 1e4 horizons.
+    """
+    from scipy import stats
+
+    classes, index = np.unique(hazard_annual, return_inverse=True)
+    h0 = 1e-4 * horizon_years
+    grid = h0 * np.exp(SCREEN_LOG_RATIO * np.arange(int(math.log(1e8) / SCREEN_LOG_RATIO) + 1))
+    q = -np.expm1(-classes[:, None] * grid[None, :])
+    ppf = stats.t(dof).ppf if copula_t else stats.norm.ppf
+    with np.errstate(divide="ignore"):
+        thresholds = ppf(q)  # -inf where λ = 0 (never defaults), +inf where q rounds to 1 (never skip)
+    return {"licensee_hazard_class": index.astype(np.int64), "survival_threshold": thresholds,
+            "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
 
 
 def _credit(obj) -> float:
@@ -235,6 +262,7 @@ def compile_plan(sc: Scenario) -> Plan:
     dflt = risk.default
     pool = PoolPlan(
         periods=T, dt_years=dt, copula_t=dflt.copula == "student_t", dof=float(dflt.dof),
+        **_survival_screen(ls_hazard, T * dt, dflt.copula == "student_t", float(dflt.dof)),
         default_on=dflt.enabled, obsolescence_on=ob.enabled, demand_on=de.enabled, legal_on=legal.enabled,
         factor_root=np.ascontiguousarray(root), factor_identity=identity,
         licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
