@@ -249,7 +249,9 @@ class SimulationResult:
         w = t["weight"].to_numpy()
         pairs = self.sampling.antithetic
         dr = t["default_fraction"].to_numpy()
-        q = _weighted_quantiles(dr, w, (0.5, 0.95, 0.99, 0.999))
+        levels = (0.5, 0.95, 0.99, 0.999)
+        q = _weighted_quantiles(dr, w, levels)
+        q_se = batch_se(lambda x, ww: np.array(_weighted_quantiles(x, ww, levels)), (dr, w), pairs=pairs)
         tl = self._read("tranche_losses", ["commitment_draw_amount", "guarantee_draw_amount"])
         nt = len(self.plan.tranche_names)
         c_any = tl.column(0).to_numpy().reshape(self.paths, nt).sum(axis=1) > 0
@@ -274,6 +276,8 @@ class SimulationResult:
         means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
         for key, values in means.items():
             out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
+        for name, se in zip(("q50", "q95", "q99", "q999"), q_se):
+            out[f"licensee_default_rate_{name}_se"] = float(se)
         return out
 
     # ----------------------------------------------------------------------------- cash flows
@@ -286,7 +290,8 @@ class SimulationResult:
 
     @cached_property
     def cashflows(self) -> pd.DataFrame:
-        """Per period and tranche: weighted mean and 5/50/95% quantiles of each ledger item.
+        """Per period and tranche: weighted mean (with its standard error) and 5/50/95% quantiles
+        of each ledger item.
 
         Computed from full ledgers of the first ``cashflow_sample_paths`` paths (stated in the
         ``sample_paths`` column), re-simulated from their addresses.
@@ -303,8 +308,10 @@ class SimulationResult:
             for p in range(self.plan.periods):
                 x = led[:, p, c]
                 qs = _weighted_quantiles(x, w, CASHFLOW_QUANTILES)
-                rows.append((p + 1, owner, item, float((w * x).sum() / w.sum()), *qs, n))
-        return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "q05", "q50", "q95", "sample_paths"])
+                mean, se = weighted_mean_se(x, w, self.sampling.antithetic)
+                rows.append((p + 1, owner, item, mean, se, *qs, n))
+        return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
+                                           "sample_paths"])
 
     @cached_property
     def worst_paths(self) -> pd.DataFrame:

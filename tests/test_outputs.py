@@ -15,7 +15,7 @@ import simengine as se
 from simengine import ratings
 
 GZ = "scenarios/guangzhou_patent_2019.toml"
-TABLES = ["summary", "pool_summary", "channel_attribution", "tranche_losses", "pool_paths", "cashflows", "worst_paths"]
+TABLES = ["summary", "pool_summary", "channel_attribution", "tranche_losses", "pool_paths", "cashflows", "worst_paths", "loss_exceedance"]
 
 
 def test_run_folder_reads_back(tmp_path):
