@@ -493,11 +493,23 @@ def guangzhou():
     ("structure.tranches[1].balance", -5.0, "structure.tranches[1].balance", "a number > 0"),
     ("deal.periods_per_year", 3, "deal.periods_per_year", "one of 1, 2, 4 or 12"),
     ("pool.licences.0.pd_annual", 1.5, "pool.licences[0].pd_annual", "a number in [0, 1)"),
+    ("simulation.variance_reduction", "importanse", "simulation.variance_reduction", "'importance'"),
+    ("risk.default.pd_multiplier", 40.0, "risk.default.pd_multiplier", "keeps every annual PD below 1"),
 ])
 def test_with_overrides_bad_value(guangzhou, key, value, shown_key, expected):
     with pytest.raises(ScenarioError) as info:
         guangzhou.with_overrides({key: value})
     assert_says(info.value, GUANGZHOU, shown_key, repr(value), expected, f"set by with_overrides {key!r}")
+
+
+@pytest.mark.parametrize("table, key, value, expected", [
+    ("simulation.importance", "tranche", "senoir", "did you mean 'senior'"),
+    ("simulation.importance", "chi2_scale", 1.5, "a number in (0, 1]"),
+])
+def test_bad_importance_settings(guangzhou, table, key, value, expected):
+    with pytest.raises(ScenarioError) as info:
+        guangzhou.with_overrides({table: {key: value}})
+    assert_says(info.value, GUANGZHOU, f"{table}.{key}", repr(value), expected)
 
 
 def test_with_overrides_key_that_is_not_there(guangzhou):
