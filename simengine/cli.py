@@ -1,6 +1,8 @@
-"""Command line: ``simengine validate|run|plot``. Thin; kernels are imported only by ``run``.
+"""Command line: ``simengine validate|run|batch|sweep|plot``. Thin; kernels are imported only
+when something is simulated.
 
-Exit codes: 0 ok, 2 bad input, 1 failure.
+Exit codes: 0 ok, 2 bad input, 1 failure (for a batch: 1 if any scenario failed, else 2 if any
+was bad input).
 """
 
 from __future__ import annotations
@@ -75,10 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-paths", type=_positive_int, default=10_000_000,
                    help="path cap for --target-rse (default 10,000,000)")
 
+    p = sub.add_parser("batch", help="run many scenarios into one batch folder; resumable, on Dask if asked")
+    p.add_argument("inputs", nargs="+", metavar="FILES|DIR|GLOB",
+                   help="scenario files, folders (their *.toml) or quoted globs")
+    _batch_options(p, "results/batch-<first input's name>")
+
+    p = sub.add_parser("sweep", help="run a grid of overrides of one scenario as a batch")
+    p.add_argument("file", help="scenario TOML file")
+    p.add_argument("--set", dest="sets", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="a dotted key and its values (TOML: 0.3, 2, true, \"BB\"); repeat for a grid, "
+                        "e.g. --set risk.default.pd_multiplier=1,2,3 --set risk.correlation.global=0.15,0.35")
+    _batch_options(p, "results/sweep-<file stem>")
+
     p = sub.add_parser("plot", help="draw loss exceedance curves of a run folder to PNG")
     p.add_argument("run_dir", help="a folder written by `simengine run`")
     p.add_argument("--out", help="PNG path (default: RUN_DIR/loss_curves.png)")
     return parser
+
+
+def _batch_options(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--out", help=f"batch folder (default: {default_out})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the batch in --out: finished scenarios and chunks are skipped")
+    p.add_argument("--scheduler", metavar="local|ADDRESS",
+                   help="run on Dask: 'local' starts a LocalCluster on this machine; an address "
+                        "(tcp://host:8786) uses that cluster, whose workers must see --out at the same path")
+    p.add_argument("--paths", type=_positive_int, help="Monte Carlo paths of every scenario (default: each one's)")
+    p.add_argument("--seed", type=_seed, help="random seed of every scenario (default: each one's)")
+    p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    handler = {"validate": _validate, "run": _run, "plot": _plot}[args.command]
+    handler = {"validate": _validate, "run": _run, "batch": _batch, "sweep": _sweep, "plot": _plot}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -168,6 +194,52 @@ def _run(args) -> int:
     return EXIT_OK
 
 
+def _batch(args) -> int:
+    from .batch import BatchInputError, default_out, file_jobs
+
+    try:
+        jobs = file_jobs(args.inputs)
+    except BatchInputError as exc:
+        _invalid(exc)
+        return EXIT_BAD_INPUT
+    return _run_batch(args, jobs, Path(args.out) if args.out else default_out(args.inputs, "batch"))
+
+
+def _sweep(args) -> int:
+    from .batch import BatchInputError, default_out, sweep_jobs
+    from .errors import ScenarioError
+    from .schema import load_scenario
+
+    try:
+        load_scenario(args.file)  # a bad base file is bad input for every point: say it once
+        jobs = sweep_jobs(args.file, args.sets)
+    except (ScenarioError, BatchInputError) as exc:
+        _invalid(exc)
+        return EXIT_BAD_INPUT
+    return _run_batch(args, jobs, Path(args.out) if args.out else default_out([args.file], "sweep"))
+
+
+def _run_batch(args, jobs, out: Path) -> int:
+    from .batch import Batch, BatchInputError
+
+    try:
+        batch = Batch(jobs, out, resume=args.resume, scheduler=args.scheduler, paths=args.paths, seed=args.seed,
+                      chunk_paths=args.chunk_paths, argv=sys.argv[1:])
+        code = batch.run()
+    except BatchInputError as exc:
+        _invalid(exc)
+        return EXIT_BAD_INPUT
+    rows = list(batch.rows.values())
+    width = max(len(r["scenario_id"]) for r in rows) if rows else 0
+    for r in rows:
+        seconds = f"{r['total_seconds']:.1f}s" if r.get("total_seconds") is not None else ""
+        error = (r["error"] or "").splitlines()[0] if r.get("error") else ""
+        print(f"{r['status']:<9} {r['scenario_id']:<{width}} {seconds:>8}  {error}".rstrip())
+    c = batch.counts()
+    print(f"batch {batch.batch_id}: {c['ok']} ok, {c['bad_input']} bad input, {c['failed']} failed -> {batch.out}")
+    return code
+
+
 def _print_summary(res, out: Path) -> None:
     import pandas as pd
 
@@ -217,7 +289,8 @@ def _plot(args) -> int:
         w = g["weight"].to_numpy()
         curves[(tranche, "enhanced")] = exceedance(g["loss_fraction"].to_numpy(), w)
         curves[(tranche, "standalone")] = exceedance(g["standalone_loss_fraction"].to_numpy(), w)
-    fig = loss_curves_figure(curves, summary, manifest["scenario"], int(manifest["paths"]))
+    fig = loss_curves_figure(curves, summary, manifest["scenario"], int(manifest["paths"]),
+                             manifest.get("variance_reduction", "none"))
     target = Path(args.out) if args.out else run / "loss_curves.png"
     tmp = target.with_name(f".{target.name}.partial")
     fig.savefig(tmp, dpi=120, format="png")
