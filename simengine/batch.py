@@ -24,6 +24,7 @@ combined part); the client only validates, schedules and keeps the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import itertools
@@ -576,13 +577,16 @@ class Batch:
             self.write_manifest()
             if todo:
                 progress = _BatchProgress(len(todo), sum(item.key["paths"] for item in todo))
-                try:
+                with contextlib.ExitStack() as stack:
+                    stack.callback(progress.close)
+                    if progress.tty:  # log lines above the bars, not through them
+                        from tqdm.contrib.logging import logging_redirect_tqdm
+
+                        stack.enter_context(logging_redirect_tqdm())
                     if client is None:
                         self._run_here(todo, progress)
                     else:
                         self._run_dask(todo, progress, client)
-                finally:
-                    progress.close()
         spool = self.out / "spool"
         if spool.is_dir() and not any(spool.iterdir()):
             spool.rmdir()
