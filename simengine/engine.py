@@ -231,7 +231,17 @@ class RunSpec(NamedTuple):
 
         return {"scenario_hash": self.scenario.file_hash, "seed": self.seed, "paths": self.paths,
                 "chunk_paths": self.chunk_paths, "sampling": list(self.sampling),
-                "engine": __version__}
+                "engine": __version__, "model_code": _model_code_hash()}
+
+
+def _model_code_hash() -> str:
+    """sha256 of the modules that decide a chunk's numbers: a resumed spool never mixes code versions."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("plan.py", "kernels.py", "rng.py", "engine.py"):
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()
 
 
 def prepare(scenario: Scenario, paths: int | None = None, seed: int | None = None,
