@@ -537,9 +537,15 @@ def _errors_from_pydantic(file, err: ValidationError, root: type[BaseModel] = No
             for path, (value, expected) in by_path.items()]
 
 
+# keys that say the same thing two ways: a variant naming one replaces the base's other
+_ALTERNATIVES = {"rating": "pd_annual", "pd_annual": "rating"}
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
+        if k in _ALTERNATIVES:
+            out.pop(_ALTERNATIVES[k], None)
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _deep_merge(out[k], v)
         else:

@@ -364,7 +364,7 @@ STRESSES = {  # file -> the only resolved values that differ from the base deal 
                         ("risk", "obsolescence", "technologies", "software", "hazard_annual"): 0.09,
                         ("risk", "obsolescence", "technologies", "biotech", "hazard_annual"): 0.045},
     "demand_shock": {("risk", "demand", "shock_drift_annual"): -0.2, ("risk", "demand", "shock_years"): 2.0},
-    "guarantor_bb": {("structure", "guarantee", "pd_annual"): 0.0072},
+    "guarantor_bb": {("structure", "guarantee", "rating"): "BB", ("structure", "guarantee", "pd_annual"): None},
     "commitment_wrong_way": {("structure", "payment_commitment", "loading"): 0.8},
 }
 
@@ -390,7 +390,9 @@ def test_guangzhou_stress_set_changes_only_what_it_says():
         assert "[S]" in (STRESS / f"{name}.toml").read_text() or name == "base"
     for (k, v) in STRESSES["obsolescence_x3"].items():
         assert v == pytest.approx(3 * base[k])
-    assert STRESSES["guarantor_bb"][("structure", "guarantee", "pd_annual")] == rating_to_pd("BB")
+    # the variant's rating replaced the base's pd_annual (the two say the same thing two ways)
+    bb = se.load_scenario(STRESS / "guarantor_bb.toml").model.structure.guarantee
+    assert bb.pd_annual is None and rating_to_pd(bb.rating) == pytest.approx(0.0072)
 
 
 CLUSTER = """
