@@ -237,6 +237,7 @@ def _build_kernels():
             factors = np.empty(n_factors)
             demand_x = np.empty((n_ind, T))
             clock = np.empty((n_ind, T))
+            screen = np.empty(n_ind, np.int64)
             obs_period = np.empty(n_tech, np.int64)
             licensee_period = np.empty(n_ls, np.int64)
             group_diff = np.empty((n_grp, T + 1))
@@ -246,7 +247,7 @@ def _build_kernels():
             cdr = np.empty(T)
             provider_period = np.empty(2, np.int64)
             for i in range(b * block, min(n, (b + 1) * block)):
-                K.pool_path(pp, seed, i, 0.0, g_global, factors, demand_x, clock, obs_period,
+                K.pool_path(pp, seed, i, 0.0, 1.0, False, g_global, factors, demand_x, clock, screen, obs_period,
                             licensee_period, group_diff, cdr_diff, count_diff, collections, cdr,
                             provider_period)
                 total = 0.0
