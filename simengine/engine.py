@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 
 from . import _jit
 from .plan import Plan, compile_plan
-from .errors import ScenarioError
 from .schema import Scenario
 
 log = logging.getLogger("simengine")
@@ -249,11 +248,20 @@ def prepare(scenario: Scenario, paths: int | None = None, seed: int | None = Non
             tranche: str | None = None, target_rse: float | None = None) -> RunSpec:
     """Plan a run: compile the plan, warm the kernels, choose the sampling measure (pilot).
 
-    Arguments override the scenario's ``[simulation]`` section. With antithetics the path and
-    chunk counts are rounded up to even numbers, so pairs never straddle a chunk.
+    Arguments override the scenario's ``[simulation]`` section; ``variance_reduction`` and
+    ``tranche`` go through :meth:`Scenario.with_overrides`, so a bad value is the same
+    :class:`ScenarioError` a scenario file would give. With antithetics the path and chunk counts
+    are rounded up to even numbers, so pairs never straddle a chunk.
     """
     from .sampling import sampling_for
 
+    overrides = {}
+    if variance_reduction is not None:
+        overrides["simulation.variance_reduction"] = variance_reduction
+    if tranche is not None:
+        overrides["simulation.importance.tranche"] = tranche
+    if overrides:
+        scenario = scenario.with_overrides(overrides)
     sim = scenario.model.simulation
     paths = int(paths if paths is not None else sim.paths)
     seed = int(seed if seed is not None else sim.seed)
@@ -263,18 +271,15 @@ def prepare(scenario: Scenario, paths: int | None = None, seed: int | None = Non
     if target_rse is not None and not target_rse > 0:
         raise ValueError(f"target_rse ({target_rse}) must be > 0")
     plan = compile_plan(scenario)
-    if tranche is not None and tranche not in plan.tranche_names:
-        raise ScenarioError(scenario.source, "--tranche", tranche,
-                            f"a tranche name, one of {list(plan.tranche_names)}")
     compile_seconds = warm_up(plan)
     p0 = time.perf_counter()
-    sampling, info = sampling_for(plan, scenario, seed, tranche, variance_reduction)
+    sampling, info = sampling_for(plan, scenario, seed)
     timings = {"compile_seconds": compile_seconds, "pilot_seconds": time.perf_counter() - p0}
     if sampling.antithetic:
         paths += paths % 2
         chunk += chunk % 2
     if target_rse is not None:
-        tranche = tranche or sim.importance.tranche or plan.tranche_names[0]
+        tranche = sim.importance.tranche or plan.tranche_names[0]
     return RunSpec(scenario, plan, seed, paths, chunk, sampling, info, target_rse, tranche, timings)
 
 
@@ -329,19 +334,16 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
     return seconds
 
 
-def target_estimate(spec: RunSpec, spool: Path, n_chunks: int) -> tuple[float, float]:
-    """(PD, standard error) of the target tranche from the first ``n_chunks`` parts."""
-    from .stats import weighted_mean_se
-
+def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
+    """Chunk ``index``'s contributions to the target tranche's PD: w·1{default} per path, or per
+    antithetic pair (their mean), so that the pieces are independent."""
     basis = "" if spec.scenario.model.simulation.importance.basis == "enhanced" else "standalone_"
     k = spec.plan.tranche_names.index(spec.target_tranche)
     n_tr = len(spec.plan.tranche_names)
-    w, d = [], []
-    for index in range(n_chunks):
-        t = pq.read_table(spool / "tranche_losses" / part_name(index), columns=["weight", basis + "defaulted"])
-        w.append(t.column(0).to_numpy()[k::n_tr])
-        d.append(t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float))
-    return weighted_mean_se(np.concatenate(d), np.concatenate(w), pairs=spec.sampling.antithetic)
+    t = pq.read_table(spool / "tranche_losses" / part_name(index), columns=["weight", basis + "defaulted"])
+    w = t.column(0).to_numpy()[k::n_tr]
+    x = w * t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float)
+    return 0.5 * (x[0::2] + x[1::2]) if spec.sampling.antithetic else x
 
 
 def collect(spec: RunSpec, spool: Path, n_chunks: int, timings: dict, owns_spool: bool,
@@ -376,6 +378,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     t1 = time.perf_counter()
     bar = _Progress(spec.paths, scenario.name, progress)
     kernel_seconds, skipped, done, stop = 0.0, 0, 0, None
+    sums = np.zeros(3)  # units, sum, sum of squares of the target's PD contributions
     try:
         for index in range(spec.n_chunks):
             seconds = spool_chunk(spec, spool, index)
@@ -386,7 +389,10 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
             done = index + 1
             bar.update(spec.chunk(index)[1])
             if spec.target_rse is not None:
-                pd_, se = target_estimate(spec, spool, done)
+                x = target_units(spec, spool, index)  # this chunk only: earlier ones are in the sums
+                sums += (len(x), x.sum(), (x * x).sum())
+                m, pd_ = sums[0], sums[1] / sums[0]
+                se = math.sqrt(max(sums[2] - m * pd_ * pd_, 0.0) / (m - 1) / m) if m > 1 else math.inf
                 rse = se / pd_ if pd_ > 0 else math.inf
                 stop = {"target_rse": spec.target_rse, "tranche": spec.target_tranche, "pd": pd_,
                         "pd_se": se, "rse": rse, "reached": bool(rse <= spec.target_rse)}

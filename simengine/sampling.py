@@ -20,7 +20,6 @@ import math
 import numpy as np
 
 from .engine import PLAIN, Sampling, run_chunk
-from .errors import ScenarioError
 from .plan import Plan
 
 ELITE = 0.1  # fraction of pilot paths kept while the target event is still rarer than this
@@ -85,19 +84,15 @@ def pilot(plan: Plan, seed: int, tranche: int, basis: int, pilot_paths: int, cop
     return Sampling(mu, s, False), {"rounds": rounds, "fixed": False}
 
 
-def sampling_for(plan: Plan, scenario, seed: int, tranche: str | None = None,
-                 variance_reduction: str | None = None) -> tuple[Sampling, dict]:
-    """The run's sampling measure from ``[simulation]`` (arguments override it)."""
+def sampling_for(plan: Plan, scenario, seed: int) -> tuple[Sampling, dict]:
+    """The run's sampling measure from the scenario's ``[simulation]`` section."""
     sim = scenario.model.simulation
-    vr = variance_reduction or sim.variance_reduction
+    vr = sim.variance_reduction
     antithetic = "antithetic" in vr
     if "importance" not in vr:
         return Sampling(0.0, 1.0, antithetic), {"variance_reduction": vr}
     imp = sim.importance
-    name = tranche or imp.tranche or plan.tranche_names[0]
-    if name not in plan.tranche_names:
-        raise ScenarioError(scenario.source, "simulation.importance.tranche", name,
-                            f"a tranche name, one of {list(plan.tranche_names)}")
+    name = imp.tranche or plan.tranche_names[0]  # the schema checked the name
     k = plan.tranche_names.index(name)
     basis = 1 if imp.basis == "enhanced" else 0
     chosen, record = pilot(plan, seed, k, basis, imp.pilot_paths, bool(plan.pool.copula_t),
