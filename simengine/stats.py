@@ -28,12 +28,15 @@ def variance_reduction(values: np.ndarray, weights: np.ndarray, se: float) -> fl
     """Plain Monte Carlo's variance over this run's, both for n paths.
 
     The plain variance Var[x] = E[x^2] - E[x]^2 under the scenario's own measure is estimated
-    from the same weighted paths, so no separate plain run is needed.
+    from the same weighted paths (with the n / (n - 1) correction, so a plain run gives exactly
+    its own sample variance: a factor of 1), so no separate plain run is needed.
     """
     n = values.shape[0]
+    if n < 2 or not se > 0:
+        return math.nan
     mean = float((weights * values).mean())
-    plain = float((weights * values * values).mean()) - mean * mean
-    return plain / n / (se * se) if se > 0 else math.nan
+    plain = (float((weights * values * values).mean()) - mean * mean) * n / (n - 1)
+    return plain / n / (se * se)
 
 
 def kish_ess(weights: np.ndarray) -> float:

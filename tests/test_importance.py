@@ -68,8 +68,9 @@ def test_thin_senior_slice_matches_quadrature_with_a_third_of_plain_error(runs):
     plain_el_rse = math.sqrt((el2_ref - el_ref ** 2) / PATHS) / el_ref
     assert s["pd_se"] / s["pd"] <= plain_pd_rse / 3, (s["pd_se"] / s["pd"], plain_pd_rse)
     assert s["el_se"] / s["el"] <= plain_el_rse / 3, (s["el_se"] / s["el"], plain_el_rse)
-    # the reported variance-reduction factor is plain variance over this run's, both estimated here
-    assert s["pd_vr"] == pytest.approx(s["pd"] * (1 - s["pd"]) / PATHS / s["pd_se"] ** 2)
+    # the reported variance-reduction factor is plain variance over this run's, both estimated
+    # here; a third of plain MC's relative error is a ninth of its variance
+    assert s["pd_vr"] == pytest.approx(s["pd"] * (1 - s["pd"]) / (PATHS - 1) / s["pd_se"] ** 2)
     assert s["pd_vr"] >= 9.0
 
 
@@ -78,7 +79,7 @@ def test_plain_monte_carlo_sees_the_thin_slice_as_noise(runs):
     s = runs["plain"].summary.set_index("tranche").loc["senior"]
     pd_ref = tail_by_z(N_NAMES, PD, RHO, *SLICES["senior"])[0]
     assert abs(s["pd"] - pd_ref) <= z_tol(1) * math.sqrt(pd_ref * (1 - pd_ref) / PATHS)
-    assert s["pd_vr"] == pytest.approx(1.0, rel=1e-3)  # plain MC: the factor is 1 by construction
+    assert s["pd_vr"] == pytest.approx(1.0, rel=1e-9)  # plain MC: the factor is 1 by construction
     assert s["ess_kish"] == PATHS
 
 
@@ -123,7 +124,6 @@ def test_exceedance_curve_is_weighted_and_banded(runs):
     table = res.exceedance_table
     mezz = table[(table["tranche"] == "mezzanine") & (table["basis"] == "enhanced")]
     a, d = SLICES["mezzanine"]
-    checks = 0
     for frac in (0.0, 0.25, 0.5):
         x = frac
         row = mezz[mezz["loss_fraction"] <= x + 1e-12].iloc[-1]  # P(L > x) is flat from one observed loss to the next
@@ -131,8 +131,6 @@ def test_exceedance_curve_is_weighted_and_banded(runs):
         want = tail_by_z(N_NAMES, PD, RHO, a + x * (d - a), d)[0]
         assert abs(row["probability"] - want) <= z_tol(3) * row["se"], (x, row["probability"], want, row["se"])
         assert row["lower"] <= row["probability"] <= row["upper"]
-        checks += 1
-    assert checks == 3
     pd_mezz = res.summary.set_index("tranche").loc["mezzanine", "pd"]
     assert mezz.iloc[0]["probability"] == pytest.approx(pd_mezz, rel=1e-9)  # P(L > 0) is the PD
 
@@ -290,7 +288,7 @@ def test_bad_importance_tranche_is_bad_input(tmp_path):
                            "--variance-reduction", "importance", "--tranche", "senor", "--paths", "1000",
                            "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
-    assert "--tranche" in done.stderr and "senor" in done.stderr and "'senior'" in done.stderr
+    assert "simulation.importance.tranche = 'senor'" in done.stderr and "did you mean 'senior'" in done.stderr
 
 
 @pytest.mark.parametrize("sampling", [Sampling(-1.8, 1.0, False), Sampling(0.0, 1.0, True), Sampling(-1.8, 1.0, True)],
