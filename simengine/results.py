@@ -388,7 +388,7 @@ class SimulationResult:
 
     @cached_property
     def exceedance_table(self) -> pd.DataFrame:
-        """Every tranche's weighted exceedance curve with its 95% band, one row per distinct loss.
+        """Every tranche's weighted exceedance curve with its 95% band (points: :func:`stats.exceedance`).
 
         Columns: tranche, basis, loss_fraction x, probability P(L > x), se, lower, upper. With
         antithetic pairs the standard error treats paths as independent, which overstates it

@@ -97,21 +97,37 @@ def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels) -> lis
     return out
 
 
-def exceedance(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted exceedance curve P(L > x) at the distinct values x, with its standard error.
+def exceedance_at(values: np.ndarray, weights: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted P(L > x) at the given points with its standard error: (probability, se).
 
-    Returns (x, probability, standard error), each ndarray(float64) of the same length.
+    values, weights : ndarray(float64), shape (n,);  x : ndarray(float64), shape (m,)
     """
     n = values.shape[0]
     order = np.argsort(values, kind="stable")
-    x = values[order]
+    v = values[order]
     w = weights[order]
-    uniq, first = np.unique(x, return_index=True)
     tail_w = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
     tail_w2 = np.concatenate([np.cumsum((w * w)[::-1])[::-1], [0.0]])
-    # P(L > x_j) = sum of w over indices after the last occurrence of x_j
-    last = np.concatenate([first[1:], [n]])
-    prob = tail_w[last] / n
-    second = tail_w2[last] / n
+    first_above = np.searchsorted(v, x, side="right")
+    prob = tail_w[first_above] / n
+    second = tail_w2[first_above] / n
     se = np.sqrt(np.maximum(second - prob * prob, 0.0) / max(n - 1, 1))
-    return uniq, prob, se
+    return prob, se
+
+
+CURVE_POINTS = 1001
+
+
+def exceedance(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted exceedance curve P(L > x) with its standard error, for tables and plots.
+
+    At the distinct values x while there are at most ``CURVE_POINTS`` of them (the exact step
+    corners), else on ``CURVE_POINTS`` equally spaced x over [0, max]: a million paths of
+    continuous losses would otherwise make a million-row curve per tranche.
+    Returns (x, probability, standard error), each ndarray(float64) of the same length.
+    """
+    x = np.unique(values)
+    if len(x) > CURVE_POINTS:
+        x = np.linspace(min(0.0, float(x[0])), float(x[-1]), CURVE_POINTS)
+    prob, se = exceedance_at(values, weights, x)
+    return x, prob, se

@@ -320,3 +320,19 @@ def test_reported_standard_errors_are_honest(sampling):
     for stat, values in z.items():
         ss = float(np.sum(np.square(values)))
         assert lo <= ss <= hi, (stat, ss, lo, hi)
+
+
+def test_exceedance_points_are_exact_on_the_grid_too():
+    """P(L > x) at each reported point is the weighted count above it, whether the curve is at
+    the distinct losses (few) or on the equally spaced grid (many)."""
+    from simengine.stats import CURVE_POINTS, exceedance
+
+    rng = np.random.default_rng(3)
+    for values in (rng.integers(0, 20, 5_000) / 20.0, rng.random(5_000)):
+        w = rng.lognormal(0.0, 1.0, values.size)
+        x, prob, se = exceedance(values, w)
+        assert len(x) <= CURVE_POINTS
+        brute = np.array([(w * (values > xi)).sum() / values.size for xi in x])
+        np.testing.assert_allclose(prob, brute, rtol=1e-12, atol=1e-15)
+        wx = w[:, None] * (values[:, None] > x[None, :])
+        np.testing.assert_allclose(se, wx.std(axis=0, ddof=1) / math.sqrt(values.size), rtol=1e-6)
