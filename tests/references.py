@@ -93,22 +93,23 @@ def granularity_gap(n: int, pd_: float, rho: float, attach: float, detach: float
 
 
 def tail_by_z(n: int, pd_: float, rho: float, attach: float, detach: float, copula: str = "gaussian",
-              dof: float = 5.0) -> tuple[float, float, float]:
+              dof: float = 5.0, refine: int = 1) -> tuple[float, float, float]:
     """(P(L > a), E[X], E[X^2]) for the slice X = min((L - a)^+, d - a) / (d - a), L = K / n.
 
     Finite homogeneous pool; a and d multiples of 1/n. Integrates over the factor z on a dense
     uniform grid (trapezoid on [-12, 12]), and for the Student-t copula over log W on a dense
     grid too, rather than over Legendre nodes in u = Phi(z), which leave the deep tail
     (P ~ 1e-4 and below) coarse. With g(j) the slice payoff at K = j,
-    E[g(K)] = sum_j (g(j + 1) - g(j)) P(K > j).
+    E[g(K)] = sum_j (g(j + 1) - g(j)) P(K > j). ``refine`` multiplies the grid densities (for
+    checking that the grid error is negligible).
     """
-    z = np.linspace(-12.0, 12.0, 4_001 if copula == "gaussian" else 1_201)
+    z = np.linspace(-12.0, 12.0, refine * (4_000 if copula == "gaussian" else 1_200) + 1)
     wz = stats.norm.pdf(z) * (z[1] - z[0])
     if copula == "gaussian":
         p = stats.norm.cdf((stats.norm.ppf(pd_) - np.sqrt(rho) * z) / np.sqrt(1 - rho))
         weights = wz
     else:
-        y = np.linspace(np.log(1e-8), np.log(20.0 * dof + 200.0), 1_201)
+        y = np.linspace(np.log(1e-8), np.log(20.0 * dof + 200.0), refine * 1_200 + 1)
         w = np.exp(y)
         wy = stats.chi2.pdf(w, dof) * w * (y[1] - y[0])
         c = stats.t.ppf(pd_, dof)
