@@ -418,7 +418,7 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
         state[k, 1] = 0.0  # missed non-deferrable interest
     for c in range(N_FLAGS):
         flags[c] = 0.0
-    # views into the scratch, not fresh arrays: an allocation per call cost ~10% of W1
+    # views into the scratch, not fresh arrays: this runs once or twice per path
     used = state[:2, 7]
     breach = state[:n_trig, 8]
     latched = state[:n_trig, 9]
