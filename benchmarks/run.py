@@ -227,29 +227,15 @@ def _build_kernels():
         T = pp.periods
         block = K.BLOCK_PATHS
         n_blocks = (n + block - 1) // block
-        n_ind = pp.demand_drift_annual.shape[0]
-        n_tech = pp.obsolescence_hazard_annual.shape[0]
-        n_ls = pp.licensee_hazard_annual.shape[0]
-        n_grp = pp.group_running.shape[0]
         n_lic = pp.licence_royalty.shape[0]
         for b in prange(n_blocks):
-            g_global = np.empty(T)
-            factors = np.empty(n_factors)
-            demand_x = np.empty((n_ind, T))
-            clock = np.empty((n_ind, T))
-            screen = np.empty(n_ind, np.int64)
-            obs_period = np.empty(n_tech, np.int64)
-            licensee_period = np.empty(n_ls, np.int64)
-            group_diff = np.empty((n_grp, T + 1))
-            cdr_diff = np.empty(T + 1)
-            count_diff = np.empty(T + 1)
+            scratch = K.pool_scratch(pp, n_factors)
+            licensee_period = scratch[6]
             collections = np.empty(T)
             cdr = np.empty(T)
             provider_period = np.empty(2, np.int64)
             for i in range(b * block, min(n, (b + 1) * block)):
-                K.pool_path(pp, seed, i, 0.0, 1.0, False, g_global, factors, demand_x, clock, screen, obs_period,
-                            licensee_period, group_diff, cdr_diff, count_diff, collections, cdr,
-                            provider_period)
+                K.pool_path(pp, seed, i, 0.0, 1.0, False, scratch, collections, cdr, provider_period)
                 total = 0.0
                 for t in range(T):
                     total += collections[t]

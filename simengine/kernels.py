@@ -113,9 +113,19 @@ def first_period_exceeding(exposure, hazard_per_year, dt_years, periods):
 
 # -------------------------------------------------------------------------------- pool path
 @jit
-def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, factors, demand_x,
-              clock, screen, obs_period, licensee_period, group_diff, cdr_diff, count_diff, collections,
-              cdr, provider_period):
+def pool_scratch(pp, n_factors):
+    """Working arrays of :func:`pool_path`, one set per thread, in its ``scratch`` order."""
+    T = pp.periods
+    n_ind = pp.demand_drift_annual.shape[0]
+    return (np.empty(T), np.empty(n_factors), np.empty((n_ind, T)), np.empty((n_ind, T)),
+            np.empty(n_ind, np.int64), np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
+            np.empty(pp.licensee_hazard_annual.shape[0], np.int64),
+            np.empty((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
+
+
+@jit
+def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
+              provider_period):
     """Simulate one path's risk drivers and collections.
 
     Parameters
@@ -131,15 +141,17 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, fa
     antithetic : bool
         Paths 2m and 2m+1 share an address; the odd one negates every normal draw and flips
         every invalidation uniform (gamma draws are shared).
-    g_global : ndarray(float64), shape (periods,)          scratch: per-period global shocks
-    factors : ndarray(float64), shape (factors,)           scratch: systematic factors
-    demand_x : ndarray(float64), shape (industries, periods)   out: demand index exp(log-demand)
-    clock : ndarray(float64), shape (industries, periods)      out: cumulative hazard clock (years)
-    screen : ndarray(int64), shape (industries,)           scratch: survivor-screen grid index
-    obs_period : ndarray(int64), shape (technologies,)     out: obsolescence period or ``periods``
-    licensee_period : ndarray(int64), shape (licensees,)   out: default period or ``periods``
-    group_diff : ndarray(float64), shape (groups, periods + 1)  scratch
-    cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)  scratch
+    scratch : tuple from :func:`pool_scratch`:
+        g_global : ndarray(float64), shape (periods,)          per-period global shocks
+        factors : ndarray(float64), shape (factors,)           systematic factors
+        demand_x : ndarray(float64), shape (industries, periods)   demand index exp(log-demand),
+            filled only for industries with running royalties
+        clock : ndarray(float64), shape (industries, periods)      cumulative hazard clock (years)
+        screen : ndarray(int64), shape (industries,)           survivor-screen grid index
+        obs_period : ndarray(int64), shape (technologies,)     obsolescence period or ``periods``
+        licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
+        group_diff : ndarray(float64), shape (groups, periods + 1)
+        cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)
     collections : ndarray(float64), shape (periods,)       out: royalties collected per period
     cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
     provider_period : ndarray(int64), shape (2,)           out: provider default periods
@@ -148,8 +160,10 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, g_global, fa
     -------
     (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
     ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
-    cumulative default fraction by count is left in ``count_diff[:periods]``.
+    cumulative default fraction by count is left in ``count_diff[:periods]`` (``scratch[9]``).
     """
+    (g_global, factors, demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff,
+     count_diff) = scratch
     T = pp.periods
     dt = pp.dt_years
     flip = antithetic and (path & 1) == 1
@@ -677,23 +691,11 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
     n = weights.shape[0]
     T = pp.periods
     n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
-    n_ind = pp.demand_drift_annual.shape[0]
-    n_tech = pp.obsolescence_hazard_annual.shape[0]
-    n_ls = pp.licensee_hazard_annual.shape[0]
-    n_grp = pp.group_running.shape[0]
     n_tr = wp.tranche_balance.shape[0]
     n_trig = trig_out.shape[1]
     for b in prange(n_blocks):
-        g_global = np.empty(T)
-        factors = np.empty(n_factors)
-        demand_x = np.empty((n_ind, T))
-        clock = np.empty((n_ind, T))
-        screen = np.empty(n_ind, np.int64)
-        obs_period = np.empty(n_tech, np.int64)
-        licensee_period = np.empty(n_ls, np.int64)
-        group_diff = np.empty((n_grp, T + 1))
-        cdr_diff = np.empty(T + 1)
-        count_diff = np.empty(T + 1)
+        scratch = pool_scratch(pp, n_factors)
+        count_diff = scratch[9]
         collections = np.empty(T)
         cdr = np.empty(T)
         provider_period = np.empty(2, np.int64)
@@ -705,9 +707,8 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
         no_ledger = np.empty((0, 0))
         for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
             w, z, chi2, n_def, n_obs, n_inv = pool_path(
-                pp, seed, first_path + i, global_shift, chi2_scale, antithetic, g_global, factors,
-                demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
-                collections, cdr, provider_period)
+                pp, seed, first_path + i, global_shift, chi2_scale, antithetic, scratch, collections,
+                cdr, provider_period)
             weights[i] = w
             pool_out[i, P_DEFAULTS] = n_def
             pool_out[i, P_OBSOLETE] = n_obs
@@ -746,16 +747,7 @@ def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_fa
     """
     T = pp.periods
     n_tr = wp.tranche_balance.shape[0]
-    g_global = np.empty(T)
-    factors = np.empty(n_factors)
-    demand_x = np.empty((pp.demand_drift_annual.shape[0], T))
-    clock = np.empty_like(demand_x)
-    screen = np.empty(demand_x.shape[0], np.int64)
-    obs_period = np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64)
-    licensee_period = np.empty(pp.licensee_hazard_annual.shape[0], np.int64)
-    group_diff = np.empty((pp.group_running.shape[0], T + 1))
-    cdr_diff = np.empty(T + 1)
-    count_diff = np.empty(T + 1)
+    scratch = pool_scratch(pp, n_factors)
     cdr = np.empty(T)
     provider_period = np.empty(2, np.int64)
     balance = np.empty(n_tr)
@@ -765,8 +757,7 @@ def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_fa
     trig = np.empty(wp.trigger_metric.shape[0], np.uint8)
     flags = np.empty(N_FLAGS)
     for i in range(paths.shape[0]):
-        pool_path(pp, seed, paths[i], global_shift, chi2_scale, antithetic, g_global, factors,
-                  demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff, count_diff,
-                  collections_out[i], cdr, provider_period)
+        pool_path(pp, seed, paths[i], global_shift, chi2_scale, antithetic, scratch, collections_out[i],
+                  cdr, provider_period)
         waterfall_path(wp, collections_out[i], cdr, provider_period, True, balance, carry, state,
                        out, trig, flags, ledgers[i], True)
