@@ -7,6 +7,7 @@ order, so the numbers do not depend on how the paths were split.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -233,6 +234,7 @@ class RunSpec(NamedTuple):
                 "engine": __version__, "model_code": _model_code_hash()}
 
 
+@functools.cache
 def _model_code_hash() -> str:
     """sha256 of the modules that decide a chunk's numbers: a resumed spool never mixes code versions."""
     import hashlib
