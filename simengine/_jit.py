@@ -2,12 +2,18 @@
 
 ``SIMENGINE_DISABLE_NUMBA=1`` makes :func:`jit` the identity and :data:`prange` plain ``range``,
 so every kernel runs as its pure-Python twin (slow, for tests and debugging).
-``SIMENGINE_NUMBA_CACHE=1`` (default on) caches compiled kernels next to the package.
+``SIMENGINE_NUMBA_CACHE=1`` (default on) caches compiled kernels in ``__pycache__/numba-<digest>``
+next to the package (or under ``NUMBA_CACHE_DIR``), where the digest is of the modules that hold
+jitted code: numba checks only a cached function's own file, so a kernel cached before an edit of
+a module it calls (``rng.py`` from ``kernels.py``, or either from a benchmark) would otherwise be
+loaded stale. Other numba code in the same process caches there too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 DISABLED = os.environ.get("SIMENGINE_DISABLE_NUMBA", "0") not in ("", "0", "false", "False")
 CACHE = os.environ.get("SIMENGINE_NUMBA_CACHE", "1") not in ("", "0", "false", "False")
@@ -32,6 +38,12 @@ if DISABLED:
 
 else:
     import numba
+
+    if CACHE:
+        _here = Path(__file__).parent
+        _digest = hashlib.sha256(b"".join((_here / m).read_bytes() for m in ("_jit.py", "rng.py", "kernels.py")))
+        numba.config.CACHE_DIR = os.path.join(os.environ.get("NUMBA_CACHE_DIR") or str(_here / "__pycache__"),
+                                              f"numba-{_digest.hexdigest()[:16]}")
 
     prange = numba.prange
     # fastmath stays off: NaN/Inf handling must survive, and bits must not depend on reassociation.
