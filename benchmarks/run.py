@@ -230,6 +230,7 @@ def _build_kernels():
         n_lic = pp.licence_royalty.shape[0]
         for b in prange(n_blocks):
             scratch = K.pool_scratch(pp, n_factors)
+            obs_period = scratch[5]
             licensee_period = scratch[6]
             collections = np.empty(T)
             cdr = np.empty(T)
@@ -242,9 +243,14 @@ def _build_kernels():
                 collections_total[i] = total
                 draws = 0.0
                 if pp.recovery_beta:
+                    # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
+                    # is not replayed here, so this is an upper bound (about 4% of W1's licences)
                     for q in range(n_lic):
                         rec = pp.licence_recovery[q]
-                        if licensee_period[pp.licence_licensee[q]] <= pp.licence_last[q] and 0.0 < rec < 1.0:
+                        tau = licensee_period[pp.licence_licensee[q]]
+                        r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
+                        r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
+                        if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
                             draws += 1.0
                 recovery_draws[i] = draws
 

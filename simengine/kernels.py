@@ -123,7 +123,7 @@ def pool_scratch(pp, n_factors):
             np.empty((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
 
 
-@jit
+@jit(inline="always")
 def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
               provider_period):
     """Simulate one path's risk drivers and collections.
@@ -333,16 +333,16 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
             group_diff[g, stop] -= amount
         if tau <= last:
             cdr_diff[tau] += pp.licence_scheduled_amount[i]
+            # re-licensing: recovers nothing once the IP is obsolete, expired or invalidated
+            r_start = max(tau + pp.relicense_lag, start)
+            r_stop = min(last + 1, min(inval, obs_period[pp.licence_technology[i]]))
             rec = pp.licence_recovery[i]
-            if pp.recovery_beta and 0.0 < rec < 1.0:
+            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_stop:  # addressed: skipping is free
                 s2 = pp.recovery_stdev * pp.recovery_stdev
                 conc = rec * (1.0 - rec) / s2 - 1.0
                 ga = gamma_at(sk_rec, 2 * i, rec * conc)
                 gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
                 rec = ga / (ga + gb)
-            # re-licensing: recovers nothing once the IP is obsolete, expired or invalidated
-            r_start = max(tau + pp.relicense_lag, start)
-            r_stop = min(last + 1, min(inval, obs_period[pp.licence_technology[i]]))
             if rec > 0.0 and r_start < r_stop:
                 group_diff[g, r_start] += rec * amount
                 group_diff[g, r_stop] -= rec * amount
@@ -385,23 +385,21 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
 
 # --------------------------------------------------------------------------------- waterfall
 @jit
-def _draw(wp, provider, k, shortfall, p, provider_period, used, flags):
-    """Ask provider 0 (commitment) or 1 (guarantee) to pay ``shortfall`` for tranche k."""
-    if shortfall <= 0.0 or not wp.provider_covers[provider, k]:
-        return 0.0
-    flags[2 * provider] = 1.0
-    if p >= provider_period[provider]:
-        flags[2 * provider + 1] = 1.0
-        return 0.0
-    room = wp.provider_cap[provider] - used[provider]
+def _provider_pays(shortfall, covered, p, default_period, room):
+    """What provider pays towards ``shortfall`` in period p: (amount, asked, failed).
+
+    Scalars only: an array argument is reference-counted (two atomics) on every call, which
+    made the enhanced waterfall 20x slower than the standalone one.
+    """
+    if shortfall <= 0.0 or not covered:
+        return 0.0, False, False
+    if p >= default_period:
+        return 0.0, True, True
     pay = shortfall if shortfall < room else room
-    if pay < 0.0:
-        pay = 0.0
-    used[provider] += pay
-    return pay
+    return (pay if pay > 0.0 else 0.0), True, False
 
 
-@jit
+@jit(inline="always")
 def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, carry, state,
                    out, trig_fired, flags, ledger, record):
     """Run the priority of payments over one path's collections.
@@ -519,17 +517,20 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
                         reserve -= d
                         pay += d
                         short -= d
-                    if enhanced:
-                        d = _draw(wp, 0, k, short, p, provider_period, used, flags)
-                        out[k, T_COMMITMENT] += d
-                        draws_c += d
-                        state[k, 5] += d
-                        pay += d
-                        short -= d
-                        d = _draw(wp, 1, k, short, p, provider_period, used, flags)
-                        out[k, T_GUARANTEE] += d
-                        draws_g += d
-                        state[k, 6] += d
+                    for j in range(2 if enhanced else 0):  # the commitment, then the guarantee
+                        d, asked, failed = _provider_pays(short, wp.provider_covers[j, k], p, provider_period[j],
+                                                          wp.provider_cap[j] - used[j])
+                        if asked:
+                            flags[2 * j] = 1.0
+                        if failed:
+                            flags[2 * j + 1] = 1.0
+                        used[j] += d
+                        out[k, T_COMMITMENT + j] += d
+                        state[k, 5 + j] += d
+                        if j == 0:
+                            draws_c += d
+                        else:
+                            draws_g += d
                         pay += d
                         short -= d
                     state[k, 3] += pay
@@ -612,20 +613,23 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
                         continue
                     if out[k, T_FIRST_SHORTFALL] < 0.0:
                         out[k, T_FIRST_SHORTFALL] = p + 1.0
-                    if enhanced:
-                        d = _draw(wp, 0, k, short, p, provider_period, used, flags)
-                        out[k, T_COMMITMENT] += d
-                        draws_c += d
-                        state[k, 5] += d
+                    for j in range(2 if enhanced else 0):
+                        d, asked, failed = _provider_pays(short, wp.provider_covers[j, k], p, provider_period[j],
+                                                          wp.provider_cap[j] - used[j])
+                        if asked:
+                            flags[2 * j] = 1.0
+                        if failed:
+                            flags[2 * j + 1] = 1.0
+                        used[j] += d
+                        out[k, T_COMMITMENT + j] += d
+                        state[k, 5 + j] += d
+                        if j == 0:
+                            draws_c += d
+                        else:
+                            draws_g += d
                         balance[k] -= d
                         state[k, 4] += d
                         short -= d
-                        d = _draw(wp, 1, k, short, p, provider_period, used, flags)
-                        out[k, T_GUARANTEE] += d
-                        draws_g += d
-                        state[k, 6] += d
-                        balance[k] -= d
-                        state[k, 4] += d
             elif op == OP_RESIDUAL:
                 if trap and not final:
                     reserve += avail
@@ -702,8 +706,13 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
         balance = np.empty(n_tr)
         carry = np.empty(n_tr)
         state = np.empty((max(n_tr, max(n_trig, 2)), STATE_COLUMNS))
-        trig_scratch = np.empty(n_trig, np.uint8)
-        flags_scratch = np.empty(N_FLAGS)
+        # block-local outputs, copied out element by element: a view of a shared output array per
+        # path would reference-count it (an atomic on a cache line both threads write)
+        res = np.empty((2, n_tr, N_TRANCHE_OUT))
+        trig = np.empty(n_trig, np.uint8)
+        trig_standalone = np.empty(n_trig, np.uint8)
+        flags = np.empty(N_FLAGS)
+        flags_standalone = np.empty(N_FLAGS)
         no_ledger = np.empty((0, 0))
         for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
             w, z, chi2, n_def, n_obs, n_inv = pool_path(
@@ -721,19 +730,22 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
             pool_out[i, P_Z_GLOBAL] = z
             pool_out[i, P_CHI2] = chi2
             waterfall_path(wp, collections, cdr, provider_period, True, balance, carry,
-                           state, tranche_out[i, 1], trig_out[i], flag_out[i], no_ledger, False)
+                           state, res[1], trig, flags, no_ledger, False)
             # the bases differ only in provider draws: no provider asked, same cash flows
             asked = False
             for c in range(N_FLAGS):
-                if flag_out[i, c] != 0.0:
+                flag_out[i, c] = flags[c]
+                if flags[c] != 0.0:
                     asked = True
+            for c in range(n_trig):
+                trig_out[i, c] = trig[c]
             if asked:
                 waterfall_path(wp, collections, cdr, provider_period, False, balance, carry,
-                               state, tranche_out[i, 0], trig_scratch, flags_scratch, no_ledger, False)
-            else:
-                for k in range(n_tr):
-                    for c in range(N_TRANCHE_OUT):
-                        tranche_out[i, 0, k, c] = tranche_out[i, 1, k, c]
+                               state, res[0], trig_standalone, flags_standalone, no_ledger, False)
+            for k in range(n_tr):
+                for c in range(N_TRANCHE_OUT):
+                    tranche_out[i, 1, k, c] = res[1, k, c]
+                    tranche_out[i, 0, k, c] = res[0, k, c] if asked else res[1, k, c]
 
 
 @jit
