@@ -120,10 +120,10 @@ def pool_scratch(pp, n_factors):
     return (np.empty(T), np.empty(n_factors), np.empty((n_ind, T)), np.empty((n_ind, T)),
             np.empty(n_ind, np.int64), np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
             np.empty(pp.licensee_hazard_annual.shape[0], np.int64),
-            np.empty((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
+            np.zeros((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
 
 
-@jit(inline="always")
+@jit
 def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
               provider_period):
     """Simulate one path's risk drivers and collections.
@@ -150,7 +150,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
         screen : ndarray(int64), shape (industries,)           survivor-screen grid index
         obs_period : ndarray(int64), shape (technologies,)     obsolescence period or ``periods``
         licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
-        group_diff : ndarray(float64), shape (groups, periods + 1)
+        group_diff : ndarray(float64), shape (groups, periods + 1)   zero on entry, left zero
         cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)
     collections : ndarray(float64), shape (periods,)       out: royalties collected per period
     cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
@@ -302,11 +302,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
             n_defaults += 1
             count_diff[period] += 1.0
 
-    # licences → royalty groups (difference arrays over periods)
+    # licences → royalty groups (difference arrays over periods; all zero on entry, see below)
     n_grp = group_diff.shape[0]
-    for g in range(n_grp):
-        for t in range(T + 1):
-            group_diff[g, t] = 0.0
     sk_inv = stream_key(key, S_INVALIDATION)
     sk_rec = stream_key(key, S_RECOVERY)
     n_lic = pp.licence_royalty.shape[0]
@@ -349,20 +346,30 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
 
     for t in range(T):
         collections[t] = 0.0
+    # each difference is zeroed as it is consumed, ready for the scratch's next path
     for g in range(n_grp):
         running_amount = 0.0
-        for t in range(T):
-            running_amount += group_diff[g, t]
-            if pp.group_running[g]:
-                k = pp.group_technology[g]
-                m = demand_x[pp.group_industry[g], t]
-                if t >= obs_period[k]:
-                    m *= 1.0 - pp.obsolescence_severity[k]
-                if m < pp.group_floor_ratio[g]:
-                    m = pp.group_floor_ratio[g]
+        if pp.group_running[g]:
+            j = pp.group_industry[g]
+            k = pp.group_technology[g]
+            kept = 1.0 - pp.obsolescence_severity[k]
+            floor = pp.group_floor_ratio[g]
+            t_obs = obs_period[k]
+            for t in range(T):
+                running_amount += group_diff[g, t]
+                group_diff[g, t] = 0.0
+                m = demand_x[j, t]
+                if t >= t_obs:
+                    m *= kept
+                if m < floor:
+                    m = floor
                 collections[t] += running_amount * m
-            else:
+        else:
+            for t in range(T):
+                running_amount += group_diff[g, t]
+                group_diff[g, t] = 0.0
                 collections[t] += running_amount
+        group_diff[g, T] = 0.0
     acc = 0.0
     cnt = 0.0
     for t in range(T):
@@ -399,7 +406,7 @@ def _provider_pays(shortfall, covered, p, default_period, room):
     return (pay if pay > 0.0 else 0.0), True, False
 
 
-@jit(inline="always")
+@jit
 def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, carry, state,
                    out, trig_fired, flags, ledger, record):
     """Run the priority of payments over one path's collections.
@@ -676,6 +683,12 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
 
 
 # ------------------------------------------------------------------------------------ chunk
+# the same functions inlined into simulate_block's path loop (numba IR inlining; never compiled
+# on their own, so nothing to cache)
+_pool_path_inline = jit(getattr(pool_path, "py_func", pool_path), inline="always", cache=False)
+_waterfall_path_inline = jit(getattr(waterfall_path, "py_func", waterfall_path), inline="always", cache=False)
+
+
 @parallel_jit
 def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors,
                    tranche_out, trig_out, flag_out, pool_out, cum_default, weights):
@@ -693,59 +706,71 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
     weights : ndarray(float64), shape (n,)                  likelihood-ratio weights
     """
     n = weights.shape[0]
-    T = pp.periods
     n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
+    for b in prange(n_blocks):
+        simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors,
+                       b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS),
+                       tranche_out, trig_out, flag_out, pool_out, cum_default, weights)
+
+
+@jit
+def simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors, lo, hi,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights):
+    """Rows ``lo .. hi - 1`` of :func:`simulate_chunk`'s outputs, on one thread.
+
+    One call per block, with pool_path and waterfall_path inlined: a call per path would
+    reference-count each of the plans' ~75 arrays twice (atomics on cache lines every thread
+    shares), and inlining into the parallel loop itself makes numba's parfor passes crawl.
+    """
+    T = pp.periods
     n_tr = wp.tranche_balance.shape[0]
     n_trig = trig_out.shape[1]
-    for b in prange(n_blocks):
-        scratch = pool_scratch(pp, n_factors)
-        count_diff = scratch[9]
-        collections = np.empty(T)
-        cdr = np.empty(T)
-        provider_period = np.empty(2, np.int64)
-        balance = np.empty(n_tr)
-        carry = np.empty(n_tr)
-        state = np.empty((max(n_tr, max(n_trig, 2)), STATE_COLUMNS))
-        # block-local outputs, copied out element by element: a view of a shared output array per
-        # path would reference-count it (an atomic on a cache line both threads write)
-        res = np.empty((2, n_tr, N_TRANCHE_OUT))
-        trig = np.empty(n_trig, np.uint8)
-        trig_standalone = np.empty(n_trig, np.uint8)
-        flags = np.empty(N_FLAGS)
-        flags_standalone = np.empty(N_FLAGS)
-        no_ledger = np.empty((0, 0))
-        for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
-            w, z, chi2, n_def, n_obs, n_inv = pool_path(
-                pp, seed, first_path + i, global_shift, chi2_scale, antithetic, scratch, collections,
-                cdr, provider_period)
-            weights[i] = w
-            pool_out[i, P_DEFAULTS] = n_def
-            pool_out[i, P_OBSOLETE] = n_obs
-            pool_out[i, P_INVALIDATED] = n_inv
-            total = 0.0
-            for t in range(T):
-                total += collections[t]
-                cum_default[i, t] = count_diff[t]
-            pool_out[i, P_COLLECTIONS] = total
-            pool_out[i, P_Z_GLOBAL] = z
-            pool_out[i, P_CHI2] = chi2
-            waterfall_path(wp, collections, cdr, provider_period, True, balance, carry,
-                           state, res[1], trig, flags, no_ledger, False)
-            # the bases differ only in provider draws: no provider asked, same cash flows
-            asked = False
+    scratch = pool_scratch(pp, n_factors)
+    count_diff = scratch[9]
+    collections = np.empty(T)
+    cdr = np.empty(T)
+    provider_period = np.empty(2, np.int64)
+    balance = np.empty(n_tr)
+    carry = np.empty(n_tr)
+    state = np.empty((max(n_tr, max(n_trig, 2)), STATE_COLUMNS))
+    res = np.empty((2, n_tr, N_TRANCHE_OUT))
+    trig = np.empty((2, n_trig), np.uint8)
+    flags = np.empty((2, N_FLAGS))
+    no_ledger = np.empty((0, 0))
+    for i in range(lo, hi):
+        w, z, chi2, n_def, n_obs, n_inv = _pool_path_inline(
+            pp, seed, first_path + i, global_shift, chi2_scale, antithetic, scratch, collections,
+            cdr, provider_period)
+        weights[i] = w
+        pool_out[i, P_DEFAULTS] = n_def
+        pool_out[i, P_OBSOLETE] = n_obs
+        pool_out[i, P_INVALIDATED] = n_inv
+        total = 0.0
+        for t in range(T):
+            total += collections[t]
+            cum_default[i, t] = count_diff[t]
+        pool_out[i, P_COLLECTIONS] = total
+        pool_out[i, P_Z_GLOBAL] = z
+        pool_out[i, P_CHI2] = chi2
+        # enhanced basis (1) first; the standalone one (0) differs only in provider draws, so it
+        # is run only where a provider was asked
+        asked = False
+        for basis in range(1, -1, -1):
+            if basis == 0 and not asked:
+                break
+            _waterfall_path_inline(wp, collections, cdr, provider_period, basis == 1, balance, carry,
+                                   state, res[basis], trig[basis], flags[basis], no_ledger, False)
             for c in range(N_FLAGS):
-                flag_out[i, c] = flags[c]
-                if flags[c] != 0.0:
+                if flags[1, c] != 0.0:
                     asked = True
-            for c in range(n_trig):
-                trig_out[i, c] = trig[c]
-            if asked:
-                waterfall_path(wp, collections, cdr, provider_period, False, balance, carry,
-                               state, res[0], trig_standalone, flags_standalone, no_ledger, False)
-            for k in range(n_tr):
-                for c in range(N_TRANCHE_OUT):
-                    tranche_out[i, 1, k, c] = res[1, k, c]
-                    tranche_out[i, 0, k, c] = res[0, k, c] if asked else res[1, k, c]
+        for c in range(N_FLAGS):
+            flag_out[i, c] = flags[1, c]
+        for c in range(n_trig):
+            trig_out[i, c] = trig[1, c]
+        for k in range(n_tr):
+            for c in range(N_TRANCHE_OUT):
+                tranche_out[i, 1, k, c] = res[1, k, c]
+                tranche_out[i, 0, k, c] = res[0, k, c] if asked else res[1, k, c]
 
 
 @jit
