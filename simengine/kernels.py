@@ -111,6 +111,19 @@ def first_period_exceeding(exposure, hazard_per_year, dt_years, periods):
     return p if p < periods else periods
 
 
+@jit
+def _screen_index(cum_hazard, h0, log_ratio, n_grid):
+    """Survivor-screen grid point at or above ``cum_hazard`` (-1 beyond the grid).
+
+    A 1e-6 margin keeps rounding in the exact default test from ever disagreeing with the screen.
+    """
+    h = cum_hazard * (1.0 + 1e-6)
+    m = 0
+    if h > h0:
+        m = int(math.ceil(math.log(h / h0) / log_ratio))
+    return m if m < n_grid else -1
+
+
 # -------------------------------------------------------------------------------- pool path
 @jit
 def pool_scratch(pp, n_factors):
@@ -118,7 +131,8 @@ def pool_scratch(pp, n_factors):
     T = pp.periods
     n_ind = pp.demand_drift_annual.shape[0]
     return (np.empty(T), np.empty(n_factors), np.empty((n_ind, T)), np.empty((n_ind, T)),
-            np.empty(n_ind, np.int64), np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
+            np.empty((n_ind, pp.obsolescence_hazard_annual.shape[0]), np.int64),
+            np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
             np.empty(pp.licensee_hazard_annual.shape[0], np.int64),
             np.zeros((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
 
@@ -147,7 +161,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
         demand_x : ndarray(float64), shape (industries, periods)   demand index exp(log-demand),
             filled only for industries with running royalties
         clock : ndarray(float64), shape (industries, periods)      cumulative hazard clock (years)
-        screen : ndarray(int64), shape (industries,)           survivor-screen grid index
+        screen : ndarray(int64), shape (industries, technologies)   survivor-screen grid index
         obs_period : ndarray(int64), shape (technologies,)     obsolescence period or ``periods``
         licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
         group_diff : ndarray(float64), shape (groups, periods + 1)   zero on entry, left zero
@@ -253,15 +267,22 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
     n_ls = licensee_period.shape[0]
     sk = stream_key(key, S_LICENSEE)
     n_defaults = 0
-    # survivor screen: the grid point at or above each industry's end-of-deal clock, with a
-    # 1e-6 margin so that rounding in the exact test below can never disagree with it
+    # survivor screen: the grid point at or above the end-of-deal cumulative hazard of each
+    # industry and technology (a technology made obsolete with a multiplier bends the clock from
+    # then on; monotone, so the end value bounds every period's)
     n_grid = pp.survival_threshold.shape[1]
     for j in range(n_ind):
-        h = clock[j, T - 1] * (1.0 + 1e-6)
-        m = 0
-        if h > pp.threshold_h0:
-            m = int(math.ceil(math.log(h / pp.threshold_h0) / pp.threshold_log_ratio))
-        screen[j] = m if m < n_grid else -1
+        h = clock[j, T - 1]
+        m = _screen_index(h, pp.threshold_h0, pp.threshold_log_ratio, n_grid)
+        for k in range(n_tech):
+            k_obs = obs_period[k]
+            mult = pp.obsolescence_multiplier[k]
+            if k_obs < T and mult != 1.0:
+                base = clock[j, k_obs - 1] if k_obs > 0 else 0.0
+                screen[j, k] = _screen_index(base + mult * (h - base), pp.threshold_h0, pp.threshold_log_ratio,
+                                             n_grid)
+            else:
+                screen[j, k] = m
     for i in range(n_ls):
         period = T
         if pp.default_on:
@@ -269,13 +290,10 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
                       + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
                       + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
                       + pp.licensee_idio[i] * sign * normal_at(sk, i)) * mixing
-            m = screen[pp.licensee_industry[i]]
-            k_obs = obs_period[pp.licensee_technology[i]]
-            # obsolescence with a multiplier bends the clock: no screen, the exact test decides
-            if m >= 0 and (k_obs >= T or pp.obsolescence_multiplier[pp.licensee_technology[i]] == 1.0):
-                if latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
-                    licensee_period[i] = T
-                    continue
+            m = screen[pp.licensee_industry[i], pp.licensee_technology[i]]
+            if m >= 0 and latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
+                licensee_period[i] = T
+                continue
             # exposure = -log(1 - U) with U the copula uniform; low latent = early default
             u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
             exposure = -math.log1p(-u)
