@@ -34,6 +34,10 @@ tranche must amortise ``sequential`` and the waterfall must be the default one (
 ``[[structure.waterfall]]``); importance-sampling weights are not supported. Anything else
 raises :class:`NotImplementedError`.
 
+Every core: chunks go to one worker process per core (:class:`Workers`), each with its own
+generator, and their sums are merged in chunk order, so the statistics do not depend on the
+number of workers.
+
 Run it on its own: ``python benchmarks/numpy_peer.py scenarios/w1_workload.toml --paths 20000``.
 """
 
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -380,26 +385,78 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
 
 
 # ------------------------------------------------------------------------------------- driver
-class _Moments:
-    """Running sum and sum of squares of per-path values (memory does not grow with paths)."""
-
-    def __init__(self):
-        self.n, self.s, self.ss = 0, 0.0, 0.0
-
-    def add(self, x: np.ndarray) -> None:
-        x = np.asarray(x, float)
-        self.n += x.shape[0]
-        self.s = self.s + x.sum(axis=0)
-        self.ss = self.ss + (x * x).sum(axis=0)
-
-    def mean_se(self):
-        mean = self.s / self.n
-        var = np.maximum(self.ss / self.n - mean * mean, 0.0) * self.n / max(self.n - 1, 1)
-        return mean, np.sqrt(var / self.n)
+_KEYS = [(b, m) for b in ("enhanced", "standalone") for m in ("loss", "defaulted")] + [
+    ("pool", m) for m in ("defaults", "obsolete", "invalidated", "collections", "trigger_fired",
+                          "commitment_drawn", "guarantee_drawn")]
 
 
-def simulate(plan: Plan, paths: int, seed: int, chunk_paths: int = DEFAULT_CHUNK_PATHS) -> dict:
+def simulate_chunk(plan: Plan, seed: np.random.SeedSequence, n: int) -> dict:
+    """One chunk of ``n`` paths: per statistic, (count, sum, sum of squares) over its paths."""
+    rng = np.random.default_rng(seed)
+    sim = simulate_pool(plan, rng, n)
+    values = {}
+    for basis in ("standalone", "enhanced"):
+        out = run_waterfall(plan, sim["collections"], sim["cdr"], sim["provider_period"], basis == "enhanced")
+        values[(basis, "loss")] = out["loss"]
+        values[(basis, "defaulted")] = out["defaulted"]
+    for m in ("defaults", "obsolete", "invalidated"):
+        values[("pool", m)] = sim[m]
+    values[("pool", "collections")] = sim["collections"].sum(axis=1)
+    for m in ("trigger_fired", "commitment_drawn", "guarantee_drawn"):
+        values[("pool", m)] = out[m]  # enhanced basis
+    sums = {}
+    for key in _KEYS:
+        x = np.asarray(values[key], float)
+        sums[key] = (x.shape[0], x.sum(axis=0), (x * x).sum(axis=0))
+    return sums
+
+
+_WORKER_PLAN: Plan | None = None
+
+
+def _worker_init(plan: Plan) -> None:
+    global _WORKER_PLAN
+    _WORKER_PLAN = plan
+
+
+def _worker_chunk(seed: np.random.SeedSequence, n: int) -> dict:
+    return simulate_chunk(_WORKER_PLAN, seed, n)
+
+
+class Workers:
+    """One NumPy process per core, each holding the plan: how a NumPy user puts every core to work.
+
+    NumPy runs this model on one core (its element-wise kernels are single-threaded), so the peer
+    spreads chunks over worker processes, as the engine spreads blocks over threads. Start it
+    before timing (the engine's timings exclude compilation too); ``close`` when done.
+    """
+
+    def __init__(self, plan: Plan, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        # spawn, not fork: the parent has numba's worker threads running
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_worker_init, initargs=(plan,))
+        list(self.pool.map(_worker_chunk, np.random.SeedSequence(0).spawn(2 * workers), [64] * (2 * workers)))
+
+    def map(self, seeds, sizes):
+        return self.pool.map(_worker_chunk, seeds, sizes)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.pool._processes.values()]
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def simulate(plan: Plan, paths: int, seed: int, chunk_paths: int = DEFAULT_CHUNK_PATHS,
+             workers: Workers | None = None) -> dict:
     """Simulate ``paths`` paths in chunks; returns per-tranche EL and PD with standard errors.
+
+    Chunk c draws from child c of ``SeedSequence(seed)`` and the sums are merged in chunk order,
+    so the result does not depend on ``workers`` (None: this process only).
 
     The result holds, per basis (``enhanced`` and ``standalone``), ``el``, ``el_se``, ``pd``,
     ``pd_se`` as lists over ``tranche_names``, plus pool statistics and ``seconds``.
@@ -407,31 +464,36 @@ def simulate(plan: Plan, paths: int, seed: int, chunk_paths: int = DEFAULT_CHUNK
     check_supported(plan)
     start = time.perf_counter()
     n_chunks = (paths + chunk_paths - 1) // chunk_paths
-    generators = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_chunks)]
-    acc = {(b, m): _Moments() for b in ("enhanced", "standalone") for m in ("loss", "defaulted")}
-    pool = {m: _Moments() for m in ("defaults", "obsolete", "invalidated", "collections", "trigger_fired",
-                                    "commitment_drawn", "guarantee_drawn")}
-    for c, rng in enumerate(generators):
-        n = min(chunk_paths, paths - c * chunk_paths)
-        sim = simulate_pool(plan, rng, n)
-        for basis in ("standalone", "enhanced"):
-            out = run_waterfall(plan, sim["collections"], sim["cdr"], sim["provider_period"], basis == "enhanced")
-            acc[(basis, "loss")].add(out["loss"])
-            acc[(basis, "defaulted")].add(out["defaulted"])
-        for m in ("defaults", "obsolete", "invalidated"):
-            pool[m].add(sim[m])
-        pool["collections"].add(sim["collections"].sum(axis=1))
-        for m in ("trigger_fired", "commitment_drawn", "guarantee_drawn"):
-            pool[m].add(out[m])  # enhanced basis
+    seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+    sizes = [min(chunk_paths, paths - c * chunk_paths) for c in range(n_chunks)]
+    if workers is None:
+        chunks = (simulate_chunk(plan, s, n) for s, n in zip(seeds, sizes))
+    else:
+        chunks = workers.map(seeds, sizes)
+    total = {key: [0, 0.0, 0.0] for key in _KEYS}
+    for sums in chunks:
+        for key, (n, s1, s2) in sums.items():
+            t = total[key]
+            t[0] += n
+            t[1] = t[1] + s1
+            t[2] = t[2] + s2
+
+    def mean_se(key):
+        n, s1, s2 = total[key]
+        mean = s1 / n
+        var = np.maximum(s2 / n - mean * mean, 0.0) * n / max(n - 1, 1)
+        return mean, np.sqrt(var / n)
+
     result = {"paths": paths, "seed": seed, "chunk_paths": chunk_paths, "tranche_names": list(plan.tranche_names),
-              "trigger_names": list(plan.trigger_names), "seconds": time.perf_counter() - start}
+              "trigger_names": list(plan.trigger_names), "workers": workers.workers if workers else 1,
+              "seconds": time.perf_counter() - start}
     for basis in ("enhanced", "standalone"):
-        el, el_se = acc[(basis, "loss")].mean_se()
-        pd_, pd_se = acc[(basis, "defaulted")].mean_se()
+        el, el_se = mean_se((basis, "loss"))
+        pd_, pd_se = mean_se((basis, "defaulted"))
         result[basis] = {"el": el.tolist(), "el_se": el_se.tolist(), "pd": pd_.tolist(), "pd_se": pd_se.tolist()}
     result["pool"] = {}
-    for m, mom in pool.items():
-        mean, se = mom.mean_se()
+    for (_, m) in _KEYS[4:]:
+        mean, se = mean_se(("pool", m))
         result["pool"][m] = {"mean": np.atleast_1d(mean).tolist(), "se": np.atleast_1d(se).tolist()}
     return result
 
@@ -444,10 +506,16 @@ def main(argv=None) -> None:
     ap.add_argument("--paths", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--chunk-paths", type=int, default=DEFAULT_CHUNK_PATHS)
+    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: every core)")
     args = ap.parse_args(argv)
     plan = compile_plan(load_scenario(args.scenario))
-    res = simulate(plan, args.paths, args.seed, args.chunk_paths)
-    print(f"{args.paths:,} paths in {res['seconds']:.2f}s")
+    workers = Workers(plan, args.workers) if args.workers > 1 else None
+    try:
+        res = simulate(plan, args.paths, args.seed, args.chunk_paths, workers)
+    finally:
+        if workers:
+            workers.close()
+    print(f"{args.paths:,} paths in {res['seconds']:.2f}s on {res['workers']} process(es)")
     for basis in ("enhanced", "standalone"):
         for k, name in enumerate(res["tranche_names"]):
             r = res[basis]

@@ -6,8 +6,8 @@ Measures, on this machine and in one run:
   warm wall time of the kernel alone (``simengine.engine.run_chunk`` over chunks) and end to end
   (``simengine.simulate``, which also spools the per-path Parquet parts), throughput in paths/s
   and licence-periods/s, peak resident memory of the section;
-- the NumPy peer (benchmarks/numpy_peer.py) on W1 and W3 in the same process, its time ratio to
-  the engine and the agreement of their tranche EL and PD (z = diff / sqrt(se1^2 + se2^2));
+- the NumPy peer (benchmarks/numpy_peer.py) on W1 and W3 in the same run, on every core (one
+  worker process per core, started before the clock), its time ratio to the engine and the agreement of their tranche EL and PD (z = diff / sqrt(se1^2 + se2^2));
 - W2 (5,000 licences, 1,000,000 paths) end to end in a subprocess, with that process's peak RSS
   (and the same at 100,000 paths, to show that memory is set by the chunk, not by the paths);
 - scaling series: paths, licences, periods and numba threads;
@@ -60,9 +60,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _status_kb(field: str) -> int | None:
+def _status_kb(field: str, pid: str = "self") -> int | None:
     try:
-        for line in open("/proc/self/status"):
+        for line in open(f"/proc/{pid}/status"):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
@@ -70,22 +70,26 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
-def reset_peak_rss() -> bool:
-    """Reset this process's VmHWM (Linux: write 5 to /proc/self/clear_refs); False if not possible."""
+def reset_peak_rss(pids=("self",)) -> bool:
+    """Reset the VmHWM of these processes (Linux: write 5 to /proc/PID/clear_refs); False if not possible."""
     try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
+        for pid in pids:
+            with open(f"/proc/{pid}/clear_refs", "w") as fh:
+                fh.write("5")
         return True
     except OSError:
         return False
 
 
-def peak_rss_mb() -> float:
-    """Peak RSS since the last reset (VmHWM), or since the start (ru_maxrss) where unavailable."""
-    kb = _status_kb("VmHWM")
-    if kb is None:
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024.0
+def peak_rss_mb(pids=("self",)) -> float:
+    """Peak RSS since the last reset (VmHWM), summed over processes; ru_maxrss where unavailable."""
+    total = 0
+    for pid in pids:
+        kb = _status_kb("VmHWM", pid)
+        if kb is None and pid == "self":
+            kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        total += kb or 0
+    return total / 1024.0
 
 
 def rss_mb() -> float:
@@ -460,32 +464,49 @@ def agreement(engine: dict, peer: dict) -> dict:
             "n_abs_z_over_3": sum(z > 3 for z in zs), "n": len(zs)}
 
 
-def tune_peer_chunk(plan, candidates, paths_per_try: int) -> tuple[int, dict]:
+def tune_peer_chunk(plan, workers, candidates, paths_per_try: int) -> tuple[int, dict]:
     """Pick the peer's chunk size as a competent user would: try a few, keep the fastest."""
     import numpy_peer
 
     tried = {}
     for c in candidates:
-        n = max(paths_per_try, 2 * c)
+        n = max(paths_per_try, 2 * c * workers.workers)
         t0 = time.perf_counter()
-        numpy_peer.simulate(plan, n, 12345, c)
+        numpy_peer.simulate(plan, n, 12345, c, workers)
         tried[c] = (time.perf_counter() - t0) / n * 1e6
     best = min(tried, key=tried.get)
     return best, {str(k): round(v, 2) for k, v in tried.items()}
 
 
-def time_peer(plan, paths: int, reps: int, chunk: int, seed: int = SEED + 1000):
-    """Wall time of the NumPy peer, one seed per repetition; statistics pooled over repetitions."""
+def time_peer(plan, paths: int, reps: int, chunk: int, seed: int = SEED + 1000, tune=None):
+    """The NumPy peer on every core: worker processes started (and warmed) before the clock, the
+    chunk size tuned, then one seed per repetition; statistics pooled over repetitions.
+
+    Returns (timing + chunk, tuning, peak RSS of the parent plus workers, start-up seconds), stats.
+    """
     import numpy_peer
 
-    runs, stats = [], []
-    for r in range(reps):
-        t0 = time.perf_counter()
-        res = numpy_peer.simulate(plan, paths, seed + r, chunk)
-        runs.append(time.perf_counter() - t0)
-        stats.append(res)
+    t0 = time.perf_counter()
+    workers = numpy_peer.Workers(plan, max_threads())
+    startup = time.perf_counter() - t0
+    try:
+        chunk, tried = tune_peer_chunk(plan, workers, *tune) if tune else (chunk, {})
+        gc.collect()
+        pids = ["self", *workers.pids()]
+        reset_peak_rss(pids)
+        runs, stats = [], []
+        for r in range(reps):
+            t0 = time.perf_counter()
+            res = numpy_peer.simulate(plan, paths, seed + r, chunk, workers)
+            runs.append(time.perf_counter() - t0)
+            stats.append(res)
+        peak = peak_rss_mb(pids)
+    finally:
+        workers.close()
     out = timing(runs)
-    out["seeds"] = [seed + r for r in range(reps)]
+    out.update({"seeds": [seed + r for r in range(reps)], "workers": workers.workers, "chunk_paths": chunk,
+                "chunk_tuning_us_per_path": tried, "peak_rss_mb": round(peak, 1),
+                "worker_startup_s": round(startup, 2)})
     return out, pool_stats(stats)
 
 
@@ -649,19 +670,15 @@ def main(argv=None) -> int:
             e["end_to_end"].update(throughput(e["end_to_end"], paths, plan1.licences, plan1.periods))
             e["end_to_end_peak_rss_mb"] = round(peak_rss_mb(), 1)
             log(f"W1 simulate median {e['end_to_end']['median_s']:.2f}s")
-            # kernel at one thread, for the per-core comparison with the (single-threaded) peer
+            # kernel at one thread: the per-core figure
             set_threads(1)
             e["kernel_1_thread"] = time_kernel(plan1, paths, Q(3, 1), chunk)
             e["kernel_1_thread"].update(throughput(e["kernel_1_thread"], paths, plan1.licences, plan1.periods))
             set_threads(threads_all)
             log(f"W1 kernel 1 thread median {e['kernel_1_thread']['median_s']:.2f}s")
-            best, tried = tune_peer_chunk(plan1, [512, 1024, 2048, 4096], Q(8192, 2048))
-            gc.collect()
-            reset_peak_rss()
-            p_t, p_res = time_peer(plan1, paths, Q(3, 1), best)
+            p_t, p_res = time_peer(plan1, paths, Q(3, 1), 0, tune=([512, 1024, 2048, 4096], Q(16384, 4096)))
             p_t.update(throughput(p_t, paths, plan1.licences, plan1.periods))
-            e["numpy_peer"] = {"chunk_paths": best, "chunk_tuning_us_per_path": tried, **p_t,
-                               "peak_rss_mb": round(peak_rss_mb(), 1)}
+            e["numpy_peer"] = p_t
             e["ratio_peer_over_engine_kernel"] = p_t["median_s"] / e["kernel"]["median_s"]
             e["ratio_peer_over_engine_kernel_1_thread"] = p_t["median_s"] / e["kernel_1_thread"]["median_s"]
             e["ratio_peer_over_engine_end_to_end"] = p_t["median_s"] / e["end_to_end"]["median_s"]
@@ -691,13 +708,9 @@ def main(argv=None) -> int:
             e["kernel_1_thread"] = time_kernel(plan3, paths, Q(2, 1), chunk3)
             e["kernel_1_thread"].update(throughput(e["kernel_1_thread"], paths, plan3.licences, plan3.periods))
             set_threads(threads_all)
-            best, tried = tune_peer_chunk(plan3, [1024, 2048, 8192, 32768], Q(65536, 16384))
-            gc.collect()
-            reset_peak_rss()
-            p_t, p_res = time_peer(plan3, paths, Q(3, 1), best)
+            p_t, p_res = time_peer(plan3, paths, Q(3, 1), 0, tune=([1024, 2048, 8192, 32768], Q(131072, 32768)))
             p_t.update(throughput(p_t, paths, plan3.licences, plan3.periods))
-            e["numpy_peer"] = {"chunk_paths": best, "chunk_tuning_us_per_path": tried, **p_t,
-                               "peak_rss_mb": round(peak_rss_mb(), 1)}
+            e["numpy_peer"] = p_t
             e["ratio_peer_over_engine_kernel"] = p_t["median_s"] / e["kernel"]["median_s"]
             e["ratio_peer_over_engine_kernel_1_thread"] = p_t["median_s"] / e["kernel_1_thread"]["median_s"]
             e["ratio_peer_over_engine_end_to_end"] = p_t["median_s"] / e["end_to_end"]["median_s"]
@@ -1020,8 +1033,7 @@ def markdown(r: dict) -> str:
         L.append(f"| {name} | {e['licences']} × {e['periods']} | {e['paths']:,} | {e['threads']} | {_t(k)} | "
                  f"{_t(e.get('end_to_end'))} | {_si(k.get('paths_per_s'))} | {_si(k.get('licence_periods_per_s'))} | "
                  f"{_f(rss, 0)} | {_t(peer)} | "
-                 + (f"{e['ratio_peer_over_engine_kernel']:.1f}× ({e['ratio_peer_over_engine_kernel_1_thread']:.1f}× "
-                    "vs 1 engine thread)" if peer else "–")
+                 + (f"{e['ratio_peer_over_engine_kernel']:.1f}×" if peer else "–")
                  + " | " + (f"{floor['engine_kernel_over_floor']:.1f}×" if floor.get("engine_kernel_over_floor") else "–")
                  + " |")
     for name in ("W1", "W3"):
@@ -1029,9 +1041,11 @@ def markdown(r: dict) -> str:
         if e and e.get("kernel_1_thread"):
             L.append(f"\n{name} kernel on 1 thread: {_t(e['kernel_1_thread'])} s "
                      f"({_si(e['kernel_1_thread']['licence_periods_per_s'])} licence-periods/s). "
-                     f"NumPy peer chunk {e['numpy_peer']['chunk_paths']} paths (tuned: "
-                     f"{e['numpy_peer']['chunk_tuning_us_per_path']} µs/path), peer peak RSS "
-                     f"{_f(e['numpy_peer']['peak_rss_mb'], 0)} MB. Summary statistics from the spool: "
+                     f"NumPy peer on {e['numpy_peer'].get('workers', 1)} worker processes (started in "
+                     f"{e['numpy_peer'].get('worker_startup_s', 0):.1f} s, before the clock), chunk "
+                     f"{e['numpy_peer']['chunk_paths']} paths (tuned: {e['numpy_peer']['chunk_tuning_us_per_path']} "
+                     f"µs/path), peak RSS of parent + workers {_f(e['numpy_peer']['peak_rss_mb'], 0)} MB. "
+                     "Summary statistics from the spool: "
                      f"{e['summary_seconds']:.2f} s.")
     if "W2" in res:
         w2 = res["W2"]
