@@ -916,8 +916,9 @@ def main(argv=None) -> int:
                 "licensees": int(len(pp.licensee_hazard_annual)), "licences": int(len(pp.licence_royalty)),
                 "periods": int(pp.periods), "industries": int(len(pp.demand_drift_annual)),
                 "royalty_groups": int(len(pp.group_running)), "running_groups": int(pp.group_running.sum()),
-                "exp_calls_in_collections_loop": int(pp.group_running.sum()) * int(pp.periods),
-                "exp_calls_in_demand_clock": int(len(pp.demand_drift_annual)) * int(pp.periods),
+                "group_periods_in_collections_loop": int(len(pp.group_running)) * int(pp.periods),
+                "exp_calls_in_demand": (int(pp.industry_running.sum()) + int((pp.demand_elasticity != 0).sum()))
+                                       * int(pp.periods),
             }
             report["profile"] = prof
 

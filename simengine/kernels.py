@@ -3,11 +3,15 @@
 Every function here is plain Python made fast by :func:`simengine._jit.jit`; with
 ``SIMENGINE_DISABLE_NUMBA=1`` they run as their own pure-Python twins. One path is simulated by
 :func:`pool_path` (risk drivers → per-period collections) and :func:`waterfall_path` (collections
-→ tranche cash flows); :func:`simulate_chunk` runs a block of paths in parallel, each path's
-randomness addressed by (seed, path index) only.
+→ tranche cash flows); :func:`simulate_chunk` runs blocks of paths in parallel
+(:func:`simulate_block`), each path's randomness addressed by (seed, path index) only.
 
-Cost per path: O(licences · log periods + periods · (industries + royalty groups)); no loop
-runs over licences × periods.
+Cost per path: O(licences + periods · (industries + royalty groups) + industries · technologies);
+a defaulting licensee's period search starts from a linear guess (a few steps, at most periods).
+No loop runs over licences × periods.
+
+No array is passed to a function called per path or per period: numba reference-counts array
+arguments with atomics, which on shared plan arrays cost more than the work (see simulate_block).
 """
 
 from __future__ import annotations
