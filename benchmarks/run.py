@@ -1004,6 +1004,22 @@ def _t(t):
     return f"{t['median_s']:.3f} ×1"
 
 
+def _cost_fit(rows: list[dict], key: str) -> str:
+    """Least-squares line of wall µs/path against licences or periods, and what it says about the cost."""
+    x = np.array([row[key] for row in rows], float)
+    y = np.array([row["median_s"] / row["paths"] * 1e6 for row in rows])
+    slope, intercept = np.polyfit(x, y, 1)
+    r2 = 1.0 - np.sum((y - (intercept + slope * x)) ** 2) / np.sum((y - y.mean()) ** 2)
+    if key == "licences":
+        return (f"Fit (wall µs/path, all threads): {intercept:.2f} + {slope * 1e3:.1f} ns × licences "
+                f"(R² {r2:.3f}, {rows[0]['periods']} periods): linear in licences.")
+    per = slope * 1e3 / rows[0]["licences"]
+    return (f"Fit (wall µs/path, all threads): {intercept:.2f} + {slope * 1e3:.0f} ns × periods (R² {r2:.3f}, "
+            f"{rows[0]['licences']} licences): an extra period costs {per:.2f} ns per licence, less than one "
+            "random draw (see the primitives below), so nothing runs per licence and period; the period term "
+            "is the industries' and royalty groups' per-period work.")
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     L = [f"# simengine benchmarks — {r['date']} ({r['mode']})", "",
@@ -1090,6 +1106,8 @@ def markdown(r: dict) -> str:
             L += [f"| {label} | time (s) | paths/s | licence-periods/s |", "|---|---|---|---|"]
             for row in s[key]:
                 L.append(f"| {row[key]:,} | {_t(row)} | {_si(row['paths_per_s'])} | {_si(row['licence_periods_per_s'])} |")
+            if key in ("licences", "periods") and len(s[key]) >= 3:
+                L += ["", _cost_fit(s[key], key)]
             L.append("")
         L += ["| threads | time (s) | licence-periods/s | speed-up | efficiency |", "|---|---|---|---|---|"]
         for row in s["threads"]:
