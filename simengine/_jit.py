@@ -2,8 +2,9 @@
 
 ``SIMENGINE_DISABLE_NUMBA=1`` makes :func:`jit` the identity and :data:`prange` plain ``range``,
 so every kernel runs as its pure-Python twin (slow, for tests and debugging).
-``SIMENGINE_NUMBA_CACHE=1`` (default on) caches compiled kernels in ``__pycache__/numba-<digest>``
-next to the package (or under ``NUMBA_CACHE_DIR``), where the digest is of the modules that hold
+``SIMENGINE_NUMBA_CACHE=1`` (default on) caches compiled kernels in ``numba-<digest>`` under
+``NUMBA_CACHE_DIR``, else the package's ``__pycache__``, else ``~/.cache/simengine`` (the first
+writable; none: no cache), where the digest is of the modules that hold
 jitted code: numba checks only a cached function's own file, so a kernel cached before an edit of
 a module it calls (``rng.py`` from ``kernels.py``, or either from a benchmark) would otherwise be
 loaded stale. Other numba code in the same process caches there too.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 DISABLED = os.environ.get("SIMENGINE_DISABLE_NUMBA", "0") not in ("", "0", "false", "False")
@@ -39,11 +41,29 @@ if DISABLED:
 else:
     import numba
 
+    def _cache_dir() -> str | None:
+        """The first writable of NUMBA_CACHE_DIR, the package's __pycache__, ~/.cache/simengine."""
+        here = Path(__file__).parent
+        digest = hashlib.sha256(b"".join((here / m).read_bytes() for m in ("_jit.py", "rng.py", "kernels.py")))
+        user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "simengine"
+        for base in (os.environ.get("NUMBA_CACHE_DIR"), here / "__pycache__", user):
+            if not base:
+                continue
+            path = Path(base) / f"numba-{digest.hexdigest()[:16]}"
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                tempfile.TemporaryFile(dir=path).close()
+                return str(path)
+            except OSError:  # read-only install: try the next place
+                continue
+        return None
+
     if CACHE:
-        _here = Path(__file__).parent
-        _digest = hashlib.sha256(b"".join((_here / m).read_bytes() for m in ("_jit.py", "rng.py", "kernels.py")))
-        numba.config.CACHE_DIR = os.path.join(os.environ.get("NUMBA_CACHE_DIR") or str(_here / "__pycache__"),
-                                              f"numba-{_digest.hexdigest()[:16]}")
+        _dir = _cache_dir()
+        if _dir is None:
+            CACHE = False
+        else:
+            numba.config.CACHE_DIR = _dir
 
     prange = numba.prange
     # fastmath stays off: NaN/Inf handling must survive, and bits must not depend on reassociation.
