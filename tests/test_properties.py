@@ -135,9 +135,21 @@ def test_losses_are_fractions(d):
     term = d["deal"]["term_years"]
     cap = 1 + np.array([tr["coupon"] for tr in d["structure"]["tranches"]]) * term
     assert (t[..., k.T_PV_LOSS] >= 0).all() and (t[..., k.T_PV_LOSS] <= cap + 1e-12).all()
-    # enhancement never hurts a tranche
-    assert (t[:, 1, :, k.T_LOSS] <= t[:, 0, :, k.T_LOSS] + 1e-12).all()
     assert (out["weights"] == 1.0).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deals(sequential_only=True))
+def test_enhancement_never_hurts_a_sequential_tranche(d):
+    """With sequential principal every unit a provider pays reaches the notes in seniority order.
+
+    Not true of every structure: a bullet tranche above an amortising junior, with a reserve
+    sized on outstanding notes, can lose from the enhancement of a tranche above it
+    (test_waterfall_deterministic.test_enhancement_can_hurt_a_bullet_tranche, by hand).
+    """
+    sc = se.Scenario.from_dict(d)
+    t = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64)["tranche"]
+    assert (t[:, 1, :, k.T_LOSS] <= t[:, 0, :, k.T_LOSS] + 1e-12).all()
 
 
 @SETTINGS

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import simengine as se
-from simengine.engine import ledgers
+from simengine import kernels as k
+from simengine.engine import ledgers, run_chunk
 from simengine.plan import LEDGER_DEAL, LEDGER_TRANCHE, compile_plan
 
 CENT = 0.005
@@ -141,3 +142,39 @@ def test_shortfall_enhancers_and_trigger_to_the_cent():
     assert s.loc["S", "commitment_draw_mean_amount"] == pytest.approx(200_000, abs=CENT)
     assert s.loc["S", "guarantee_draw_mean_amount"] == pytest.approx(12_000, abs=CENT)
     assert res.pool_summary["p_trigger_dscr"] == 1.0
+
+
+def test_enhancement_can_hurt_a_bullet_tranche():
+    """A payment commitment on T0 makes T1 lose more: T1 is a bullet above an amortising T2 and the
+    reserve target is 12.5% of the notes, so the 1.00 the provider pays shrinks the reserve that
+    T1's maturity relies on (the reason the property test of enhancement is for sequential deals).
+
+    Annual, 3 years; collections 7 in years 1-2; T0, T1, T2 10 each, no coupons or fees; T0 bullet
+    at 1, T1 bullet at 3, T2 sequential; reserve starts at 0.
+
+    Standalone: Y1 target 3.75 (of 30) -> reserve 3.75, T0 3.25 (T0 6.75). Y2 notes 26.75, target
+    3.34375: release 0.40625, cash 7.40625 -> T0 6.75, T2 0.65625. Y3 reserve 3.34375 -> T1 (T1
+    loses 6.65625), T2 loses 9.34375.
+    Enhanced: Y1 as above, then the commitment pays T0's 1.00 cap (T0 5.75). Y2 notes 25.75,
+    target 3.21875: release 0.53125, cash 7.53125 -> T0 5.75, T2 1.78125. Y3 reserve 3.21875 -> T1
+    (T1 loses 6.78125 = 6.65625 + 12.5% x 1.00), T2 loses 8.21875.
+    """
+    sc = se.Scenario.from_dict({
+        "deal": {"name": "bullet over amortising", "periods_per_year": 1, "term_years": 3.0, "discount_rate": 0.0},
+        "pool": {"licences": [{"id": "L", "royalty": 7.0, "start_period": 1, "end_period": 2, "pd_annual": 0.0,
+                               "royalty_type": "fixed"}]},
+        "risk": quiet_risk(),
+        "structure": {
+            "tranches": [{"name": "T0", "balance": 10.0, "coupon": 0.0, "amortisation": "bullet", "maturity_period": 1},
+                         {"name": "T1", "balance": 10.0, "coupon": 0.0, "amortisation": "bullet", "maturity_period": 3},
+                         {"name": "T2", "balance": 10.0, "coupon": 0.0, "amortisation": "sequential"}],
+            "fees": {"fixed_per_period": 0.0, "bps_annual": 0.0},
+            "reserve": {"initial_amount": 0.0, "target_fraction": 0.125},
+            "payment_commitment": {"provider": "c", "pd_annual": 0.0, "covers": ["T0"], "cap_amount": 1.0}},
+        "simulation": {"paths": 1, "seed": 1},
+    })
+    t = run_chunk(compile_plan(sc), 1, 0, 1)["tranche"][0]  # (basis: standalone, enhanced; tranche; column)
+    lost = t[:, :, k.T_LOSS] * 10.0
+    np.testing.assert_allclose(lost[0], [0.0, 6.65625, 9.34375], atol=CENT)
+    np.testing.assert_allclose(lost[1], [0.0, 6.78125, 8.21875], atol=CENT)
+    assert t[1, 0, k.T_COMMITMENT] == pytest.approx(1.0)
