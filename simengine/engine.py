@@ -162,7 +162,7 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     T = plan.periods
     led = np.zeros((len(paths), T, plan.ledger_width))
     col = np.zeros((len(paths), T))
-    k.ledger_paths(plan.pool, plan.waterfall, np.int64(seed), np.asarray(paths, np.int64),
+    k.ledger_paths(plan.pool, plan.waterfall, np.int64(seed), np.ascontiguousarray(paths, np.int64),
                    float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
                    plan.pool.factor_root.shape[0], led, col)
     return led, col

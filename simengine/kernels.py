@@ -748,24 +748,49 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
     """
     n = weights.shape[0]
     n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
+    no_ledgers = np.empty((0, 0, 0))
+    no_collections = np.empty((0, 0))
     for b in prange(n_blocks):
-        simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors,
-                       b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS),
-                       tranche_out, trig_out, flag_out, pool_out, cum_default, weights)
+        lo = b * BLOCK_PATHS
+        hi = min(n, lo + BLOCK_PATHS)
+        simulate_block(pp, wp, seed, np.arange(first_path + lo, first_path + hi), lo, global_shift, chi2_scale,
+                       antithetic, n_factors, tranche_out, trig_out, flag_out, pool_out, cum_default, weights,
+                       no_ledgers, no_collections)
 
 
 @jit
-def simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors, lo, hi,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights):
-    """Rows ``lo .. hi - 1`` of :func:`simulate_chunk`'s outputs, on one thread.
+def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_factors, ledgers,
+                 collections_out):
+    """Full per-period ledgers (enhanced basis) for the listed paths.
+
+    paths : ndarray(int64), shape (n,)
+    ledgers : ndarray(float64), shape (n, periods, ledger width)     out
+    collections_out : ndarray(float64), shape (n, periods)          out
+    """
+    n = paths.shape[0]
+    n_tr = wp.tranche_balance.shape[0]
+    simulate_block(pp, wp, seed, paths, np.int64(0), global_shift, chi2_scale, antithetic, n_factors,
+                   np.empty((n, 2, n_tr, N_TRANCHE_OUT)), np.empty((n, wp.trigger_metric.shape[0]), np.uint8),
+                   np.empty((n, N_FLAGS)), np.empty((n, N_POOL_OUT)), np.empty((n, pp.periods), np.float32),
+                   np.empty(n), ledgers, collections_out)
+
+
+@jit
+def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, n_factors,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, ledgers, collections_out):
+    """Paths ``paths`` (int64, shape (m,)) into rows ``row0 .. row0 + m - 1`` of the outputs of
+    :func:`simulate_chunk`, on one thread; where ``ledgers`` has rows, also each path's enhanced
+    ledger and collections (rows ``0 .. m - 1``, as :func:`ledger_paths`).
 
     One call per block, with pool_path and waterfall_path inlined: a call per path would
     reference-count each of the plans' ~75 arrays twice (atomics on cache lines every thread
-    shares), and inlining into the parallel loop itself makes numba's parfor passes crawl.
+    shares), and inlining into the parallel loop itself makes numba's parfor passes crawl. Chunks
+    and ledgers share this one compiled function.
     """
     T = pp.periods
     n_tr = wp.tranche_balance.shape[0]
     n_trig = trig_out.shape[1]
+    record = ledgers.shape[0] > 0
     scratch = pool_scratch(pp, n_factors)
     count_diff = scratch[9]
     collections = np.empty(T)
@@ -778,10 +803,10 @@ def simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
     trig = np.empty((2, n_trig), np.uint8)
     flags = np.empty((2, N_FLAGS))
     no_ledger = np.empty((0, 0))
-    for i in range(lo, hi):
+    for q in range(paths.shape[0]):
+        i = row0 + q
         w, z, chi2, n_def, n_obs, n_inv = _pool_path_inline(
-            pp, seed, first_path + i, global_shift, chi2_scale, antithetic, scratch, collections,
-            cdr, provider_period)
+            pp, seed, paths[q], global_shift, chi2_scale, antithetic, scratch, collections, cdr, provider_period)
         weights[i] = w
         pool_out[i, P_DEFAULTS] = n_def
         pool_out[i, P_OBSOLETE] = n_obs
@@ -793,14 +818,18 @@ def simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
         pool_out[i, P_COLLECTIONS] = total
         pool_out[i, P_Z_GLOBAL] = z
         pool_out[i, P_CHI2] = chi2
+        if record:
+            for t in range(T):
+                collections_out[q, t] = collections[t]
         # enhanced basis (1) first; the standalone one (0) differs only in provider draws, so it
         # is run only where a provider was asked
         asked = False
         for basis in range(1, -1, -1):
             if basis == 0 and not asked:
                 break
-            _waterfall_path_inline(wp, collections, cdr, provider_period, basis == 1, balance, carry,
-                                   state, res[basis], trig[basis], flags[basis], no_ledger, False)
+            rec = record and basis == 1
+            _waterfall_path_inline(wp, collections, cdr, provider_period, basis == 1, balance, carry, state,
+                                   res[basis], trig[basis], flags[basis], ledgers[q] if rec else no_ledger, rec)
             for c in range(N_FLAGS):
                 if flags[1, c] != 0.0:
                     asked = True
@@ -812,30 +841,3 @@ def simulate_block(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
             for c in range(N_TRANCHE_OUT):
                 tranche_out[i, 1, k, c] = res[1, k, c]
                 tranche_out[i, 0, k, c] = res[0, k, c] if asked else res[1, k, c]
-
-
-@jit
-def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_factors, ledgers,
-                 collections_out):
-    """Full per-period ledgers (enhanced basis) for the listed paths.
-
-    paths : ndarray(int64), shape (n,)
-    ledgers : ndarray(float64), shape (n, periods, ledger width)     out
-    collections_out : ndarray(float64), shape (n, periods)          out
-    """
-    T = pp.periods
-    n_tr = wp.tranche_balance.shape[0]
-    scratch = pool_scratch(pp, n_factors)
-    cdr = np.empty(T)
-    provider_period = np.empty(2, np.int64)
-    balance = np.empty(n_tr)
-    carry = np.empty(n_tr)
-    state = np.empty((max(n_tr, max(wp.trigger_metric.shape[0], 2)), STATE_COLUMNS))
-    out = np.empty((n_tr, N_TRANCHE_OUT))
-    trig = np.empty(wp.trigger_metric.shape[0], np.uint8)
-    flags = np.empty(N_FLAGS)
-    for i in range(paths.shape[0]):
-        pool_path(pp, seed, paths[i], global_shift, chi2_scale, antithetic, scratch, collections_out[i],
-                  cdr, provider_period)
-        waterfall_path(wp, collections_out[i], cdr, provider_period, True, balance, carry, state,
-                       out, trig, flags, ledgers[i], True)
