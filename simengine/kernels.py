@@ -128,6 +128,43 @@ def _screen_index(cum_hazard, h0, log_ratio, n_grid):
     return m if m < n_grid else -1
 
 
+@jit(inline="always")  # inlined (numba IR): a call would reference-count ``clock`` (atomics)
+def first_period_reaching(clock, j, k_obs, base, mult, need):
+    """First period t whose cumulative hazard H(t) reaches ``need``; ``periods`` if none does.
+
+    H(t) = clock[j, t] before the obsolescence period ``k_obs`` and ``base + mult * (clock[j, t] -
+    base)`` from it on (``base`` = clock[j, k_obs - 1], or 0 for k_obs = 0): monotone in t. Clocks
+    are close to linear, so the search guesses from the end-of-deal value and steps: the bisection's
+    answer in ~2 probes instead of log2(periods), at most ``periods`` in any case.
+
+    clock : ndarray(float64), shape (industries, periods)   years of base hazard
+    """
+    T = clock.shape[1]
+    h = clock[j, T - 1]
+    if T - 1 >= k_obs:
+        h = base + mult * (h - base)
+    if not need <= h:  # beyond the legal final (or no hazard)
+        return T
+    g = int(need / h * T) if h > 0.0 else 0
+    if g > T - 1:
+        g = T - 1
+    while g > 0:
+        h = clock[j, g - 1]
+        if g - 1 >= k_obs:
+            h = base + mult * (h - base)
+        if h < need:
+            break
+        g -= 1
+    while g < T - 1:
+        h = clock[j, g]
+        if g >= k_obs:
+            h = base + mult * (h - base)
+        if h >= need:
+            break
+        g += 1
+    return g
+
+
 # -------------------------------------------------------------------------------- pool path
 @jit
 def pool_scratch(pp, n_factors):
@@ -306,33 +343,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
             k_obs = obs_period[pp.licensee_technology[i]]
             mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
             base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
-            # first period whose cumulative hazard (years of base hazard, monotone in t) reaches
-            # need; clocks are close to linear, so guess from the end-of-deal value and step: the
-            # bisection's answer in ~2 probes instead of log2(periods)
-            h = clock[j, T - 1]
-            if T - 1 >= k_obs:
-                h = base + mult * (h - base)
-            if not need <= h:  # beyond the legal final (or no hazard)
-                period = T
-            else:
-                g = int(need / h * T) if h > 0.0 else 0
-                if g > T - 1:
-                    g = T - 1
-                while g > 0:
-                    h = clock[j, g - 1]
-                    if g - 1 >= k_obs:
-                        h = base + mult * (h - base)
-                    if h < need:
-                        break
-                    g -= 1
-                while g < T - 1:
-                    h = clock[j, g]
-                    if g >= k_obs:
-                        h = base + mult * (h - base)
-                    if h >= need:
-                        break
-                    g += 1
-                period = g
+            period = first_period_reaching(clock, j, k_obs, base, mult, need)
         licensee_period[i] = period
         if period < T:
             n_defaults += 1

@@ -177,3 +177,19 @@ def test_el_monotone_in_pd_under_common_random_numbers(d, factor):
     worse_structure = {**worse, "structure": d["structure"]}
     stressed = run_chunk(compile_plan(se.Scenario.from_dict(worse_structure)), seed, 0, 64)["tranche"][:, 0, :, k.T_LOSS]
     assert (stressed.mean(axis=0) >= base.mean(axis=0) - 1e-12).all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0.0, 5.0), min_size=1, max_size=60), st.integers(0, 60), st.floats(0.0, 5.0),
+       st.floats(0.0, 1.6), st.integers(0, 59), st.sampled_from(["fraction", "tie", "zero", "inf"]))
+def test_default_period_search_equals_the_definition(steps, k_obs, mult, fraction, tie_at, kind):
+    """kernels.first_period_reaching (a guess-and-step search) = the first t with H(t) >= need."""
+    clock = np.cumsum(np.asarray(steps) + 1e-3)[None, :]  # one industry; strictly increasing
+    T = clock.shape[1]
+    k_obs = min(k_obs, T)
+    base = clock[0, k_obs - 1] if 0 < k_obs < T else 0.0
+    H = np.where(np.arange(T) >= k_obs, base + mult * (clock[0] - base), clock[0])
+    need = {"fraction": fraction * H[-1], "tie": H[min(tie_at, T - 1)], "zero": 0.0, "inf": np.inf}[kind]
+    reached = np.nonzero(H >= need)[0]
+    expected = int(reached[0]) if reached.size else T
+    assert k.first_period_reaching(clock, 0, k_obs, base, mult, need) == expected
