@@ -562,13 +562,20 @@ def _worker_simulate(args) -> None:
     t1 = time.perf_counter()
     compile_s = warm_up(plan)
     rss_before = rss_mb()
-    t2 = time.perf_counter()
-    res = se.simulate(sc, paths=args.paths, seed=SEED, threads=args.threads, progress=False)
-    t3 = time.perf_counter()
+    runs, kernel_runs = [], []
+    for r in range(args.reps):  # one seed per repetition; the peak is over all of them
+        t2 = time.perf_counter()
+        res = se.simulate(sc, paths=args.paths, seed=SEED + r, threads=args.threads, progress=False)
+        runs.append(time.perf_counter() - t2)
+        if res.timings.get("kernel_seconds"):
+            kernel_runs.append(res.timings["kernel_seconds"])
+        del res
+        gc.collect()
     out = {"paths": args.paths, "licences": plan.licences, "periods": plan.periods, "load_and_plan_s": t1 - t0,
-           "warm_up_s": compile_s, "simulate_s": t3 - t2, "timings": res.timings, "rss_before_simulate_mb": rss_before,
+           "warm_up_s": compile_s, "simulate_runs_s": runs, "kernel_runs_s": kernel_runs,
+           "rss_before_simulate_mb": rss_before,
            "peak_rss_mb": peak_rss_mb(), "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "chunk_paths": res.chunk_paths, "threads": res.threads, "kernels_py_sha256": _kernels_sha()}
+           "threads": args.threads, "kernels_py_sha256": _kernels_sha()}
     print("RESULT " + json.dumps(out))
 
 
@@ -626,6 +633,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", help=argparse.SUPPRESS)
     ap.add_argument("--paths", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker_simulate:
         _worker_simulate(args)
@@ -676,7 +684,7 @@ def main(argv=None) -> int:
             e["kernel_1_thread"].update(throughput(e["kernel_1_thread"], paths, plan1.licences, plan1.periods))
             set_threads(threads_all)
             log(f"W1 kernel 1 thread median {e['kernel_1_thread']['median_s']:.2f}s")
-            p_t, p_res = time_peer(plan1, paths, Q(3, 1), 0, tune=([512, 1024, 2048, 4096], Q(16384, 4096)))
+            p_t, p_res = time_peer(plan1, paths, Q(5, 1), 0, tune=([512, 1024, 2048, 4096], Q(16384, 4096)))
             p_t.update(throughput(p_t, paths, plan1.licences, plan1.periods))
             e["numpy_peer"] = p_t
             e["ratio_peer_over_engine_kernel"] = p_t["median_s"] / e["kernel"]["median_s"]
@@ -697,18 +705,18 @@ def main(argv=None) -> int:
             chunk3 = sc3.model.simulation.chunk_paths
             e = {"scenario": str(W3.relative_to(ROOT)), "paths": paths, "licences": plan3.licences,
                  "periods": plan3.periods, "threads": threads_all, "chunk_paths": chunk3}
-            e["kernel"] = time_kernel(plan3, paths, Q(3, 2), chunk3)
+            e["kernel"] = time_kernel(plan3, paths, Q(5, 2), chunk3)
             e["kernel"].update(throughput(e["kernel"], paths, plan3.licences, plan3.periods))
             e["engine_peak_rss_mb"] = round(peak_rss_mb(), 1)
             reset_peak_rss()
-            e["end_to_end"], eng, e["summary_seconds"] = time_simulate(sc3, paths, Q(3, 2), threads_all)
+            e["end_to_end"], eng, e["summary_seconds"] = time_simulate(sc3, paths, Q(5, 2), threads_all)
             e["end_to_end"].update(throughput(e["end_to_end"], paths, plan3.licences, plan3.periods))
             e["end_to_end_peak_rss_mb"] = round(peak_rss_mb(), 1)
             set_threads(1)
             e["kernel_1_thread"] = time_kernel(plan3, paths, Q(2, 1), chunk3)
             e["kernel_1_thread"].update(throughput(e["kernel_1_thread"], paths, plan3.licences, plan3.periods))
             set_threads(threads_all)
-            p_t, p_res = time_peer(plan3, paths, Q(3, 1), 0, tune=([1024, 2048, 8192, 32768], Q(131072, 32768)))
+            p_t, p_res = time_peer(plan3, paths, Q(5, 1), 0, tune=([1024, 2048, 8192, 32768], Q(131072, 32768)))
             p_t.update(throughput(p_t, paths, plan3.licences, plan3.periods))
             e["numpy_peer"] = p_t
             e["ratio_peer_over_engine_kernel"] = p_t["median_s"] / e["kernel"]["median_s"]
@@ -738,7 +746,7 @@ def main(argv=None) -> int:
                      "mean_beta_recoveries_per_path": float(draws.mean())}
                 for th in sorted({threads_all, 1}, reverse=True):
                     set_threads(th)
-                    t = time_floor(kernels["rng_floor"], normals, uniforms, paths, Q(5, 2) if name == "W1" else Q(3, 2))
+                    t = time_floor(kernels["rng_floor"], normals, uniforms, paths, Q(5, 2))
                     t.update(throughput(t, paths, plan.licences, plan.periods))
                     f[f"threads_{th}"] = t
                 set_threads(threads_all)
@@ -761,14 +769,13 @@ def main(argv=None) -> int:
             for paths in Q([100_000, 1_000_000], [2_000, 10_000]):
                 log(f"W2 {paths:,} paths in a subprocess ...")
                 child = run_child(["--worker-simulate", "--scenario", str(W2), "--paths", str(paths),
-                                   "--threads", str(threads_all)])
-                t = {"reps": 1, "median_s": child["simulate_s"], "min_s": child["simulate_s"],
-                     "max_s": child["simulate_s"], "runs_s": [round(child["simulate_s"], 3)]}
+                                   "--threads", str(threads_all), "--reps", str(Q(5, 1))])
+                t = timing(child["simulate_runs_s"])
+                child["simulate_s"] = t["median_s"]
                 child["end_to_end"] = {**t, **throughput(t, paths, plan2.licences, plan2.periods)}
-                k = child["timings"].get("kernel_seconds")
-                if k:
-                    child["kernel"] = {"reps": 1, "median_s": k, **throughput({"median_s": k}, paths, plan2.licences,
-                                                                             plan2.periods)}
+                if child["kernel_runs_s"]:
+                    k = timing(child["kernel_runs_s"])
+                    child["kernel"] = {**k, **throughput(k, paths, plan2.licences, plan2.periods)}
                 e["runs"].append(child)
                 log(f"W2 {paths:,}: {child['simulate_s']:.1f}s, peak RSS {child['peak_rss_mb']:.0f} MB")
             big = e["runs"][-1]
@@ -783,8 +790,7 @@ def main(argv=None) -> int:
             scaling = {"paths": [], "licences": [], "periods": [], "threads": []}
             n_fixed = Q(20_000, 2_000)
             for paths in Q([10_000, 30_000, 100_000, 300_000, 1_000_000], [1_000, 10_000]):
-                reps = 5 if paths <= 100_000 else (2 if paths <= 300_000 else 1)
-                t = time_kernel(plan1, paths, Q(reps, 1), chunk)
+                t = time_kernel(plan1, paths, Q(5, 1), chunk)
                 scaling["paths"].append({"paths": paths, "licences": plan1.licences, "periods": plan1.periods,
                                          **t, **throughput(t, paths, plan1.licences, plan1.periods)})
                 log(f"scaling paths {paths}: {t['median_s']:.2f}s")
@@ -808,7 +814,7 @@ def main(argv=None) -> int:
                 if th > threads_all:
                     continue
                 set_threads(th)
-                t = time_kernel(plan1, n_thr, Q(3, 1), chunk)
+                t = time_kernel(plan1, n_thr, Q(5, 1), chunk)
                 scaling["threads"].append({"threads": th, "paths": n_thr, **t,
                                            **throughput(t, n_thr, plan1.licences, plan1.periods)})
                 log(f"scaling threads {th}: {t['median_s']:.2f}s")
@@ -1066,11 +1072,12 @@ def markdown(r: dict) -> str:
                      f"{e['summary_seconds']:.2f} s.")
     if "W2" in res:
         w2 = res["W2"]
-        L += ["", "W2 runs (each in its own process; peak RSS = that process's VmHWM):", "",
+        L += ["", "W2 runs (each path count in its own process, repetitions with their own seeds; peak RSS = "
+              "that process's VmHWM over all of them):", "",
               "| paths | simulate (s) | kernel (s) | licence-periods/s | RSS before simulate (MB) | peak RSS (MB) |",
               "|---|---|---|---|---|---|"]
         for c in w2["runs"]:
-            L.append(f"| {c['paths']:,} | {c['simulate_s']:.1f} | {_f((c.get('kernel') or {}).get('median_s'), 1)} | "
+            L.append(f"| {c['paths']:,} | {_t(c['end_to_end'])} | {_t(c.get('kernel'))} | "
                      f"{_si(c['end_to_end']['licence_periods_per_s'])} | {c['rss_before_simulate_mb']:.0f} | "
                      f"{c['peak_rss_mb']:.0f} |")
     for name in ("W1", "W3"):

@@ -780,6 +780,7 @@ def ledger_paths(pp, wp, seed, paths, global_shift, chi2_scale, antithetic, n_fa
     """
     n = paths.shape[0]
     n_tr = wp.tranche_balance.shape[0]
+    # np.int64(0), not 0: a literal would type-specialise a second compiled simulate_block
     simulate_block(pp, wp, seed, paths, np.int64(0), global_shift, chi2_scale, antithetic, n_factors,
                    np.empty((n, 2, n_tr, N_TRANCHE_OUT)), np.empty((n, wp.trigger_metric.shape[0]), np.uint8),
                    np.empty((n, N_FLAGS)), np.empty((n, N_POOL_OUT)), np.empty((n, pp.periods), np.float32),
