@@ -644,6 +644,10 @@ def main(argv=None) -> int:
 
     quick = args.quick
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    sections = {"w1", "w3", "w2", "scaling", "floor", "compile", "profile"}
+    if skip - sections:
+        ap.error(f"--skip {args.skip!r}: unknown section(s) {', '.join(sorted(skip - sections))}; "
+                 f"expected a comma-separated subset of {', '.join(sorted(sections))}")
     started = time.perf_counter()
     now = _dt.datetime.now()
     report: dict = {"date": now.isoformat(timespec="seconds"), "mode": "quick" if quick else "full",
