@@ -1,19 +1,22 @@
 """simengine: Monte Carlo risk engine for intellectual-property royalty securitisations.
 
-Layers: :mod:`schema` (validation) → :mod:`plan` (typed arrays) → :mod:`kernels` (numba) →
-:mod:`results` (statistics, Parquet, plots) → :mod:`cli`.
+Layers, imports going one way down: :mod:`cli` → :mod:`batch` → :mod:`simulation` →
+:mod:`analysis` → :mod:`results` → :mod:`engine` → :mod:`_kernels` → :mod:`plan` →
+:mod:`scenario` → leaves (:mod:`rng`, :mod:`stats`, :mod:`ratings`, :mod:`errors`, :mod:`_jit`,
+:mod:`_layout`, :mod:`_io`, :mod:`_progress`). This face imports the scenario layer only, so
+``import simengine`` and ``simengine validate`` never load the kernels.
 """
 
-__version__ = "0.1.0"
-
-from .errors import ScenarioError  # noqa: E402
-from .schema import Scenario, load_scenario  # noqa: E402
+from ._version import __version__
+from .errors import ScenarioError
+from .scenario import Scenario, load_scenario
 
 
 def simulate(scenario, paths=None, seed=None, chunk_paths=None, threads=None, progress=None, spool_dir=None,
              variance_reduction=None, tranche=None, target_rse=None):
-    """Simulate ``scenario`` (a :class:`Scenario` or a path to a TOML file); see :func:`engine.simulate`."""
-    from .engine import simulate as _simulate
+    """Simulate ``scenario`` (a :class:`Scenario` or a path to a TOML file); see
+    :func:`simengine.simulation.simulate`. Returns a :class:`SimulationResult`."""
+    from .simulation import simulate as _simulate  # the public face loads the engine on first use
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -22,4 +25,12 @@ def simulate(scenario, paths=None, seed=None, chunk_paths=None, threads=None, pr
                      tranche=tranche, target_rse=target_rse)
 
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "simulate", "__version__"]
+def __getattr__(name: str):
+    if name == "SimulationResult":  # loaded on first use, like simulate
+        from .results import SimulationResult
+
+        return SimulationResult
+    raise AttributeError(f"module 'simengine' has no attribute {name!r}")
+
+
+__all__ = ["Scenario", "ScenarioError", "SimulationResult", "load_scenario", "simulate", "__version__"]

@@ -20,6 +20,15 @@ from pathlib import Path
 DISABLED = os.environ.get("SIMENGINE_DISABLE_NUMBA", "0") not in ("", "0", "false", "False")
 CACHE = os.environ.get("SIMENGINE_NUMBA_CACHE", "1") not in ("", "0", "false", "False")
 
+def jitted_sources(package: Path) -> list[Path]:
+    """The files compiled kernels depend on: every module of ``_kernels/`` and ``plan/`` (opcodes,
+    plan layouts), found by folder, and the leaves they read (``rng``, ``_layout``, this module)."""
+    files = [package / name for name in ("_jit.py", "_layout.py", "rng.py")]
+    for folder in ("_kernels", "plan"):
+        files += sorted((package / folder).glob("*.py"))
+    return files
+
+
 if DISABLED:
     prange = range
 
@@ -44,7 +53,9 @@ else:
     def _cache_dir() -> str | None:
         """The first writable of NUMBA_CACHE_DIR, the package's __pycache__, ~/.cache/simengine."""
         here = Path(__file__).parent
-        digest = hashlib.sha256(b"".join((here / m).read_bytes() for m in ("_jit.py", "rng.py", "kernels.py")))
+        digest = hashlib.sha256()
+        for path in jitted_sources(here):
+            digest.update(path.relative_to(here).as_posix().encode() + path.read_bytes())
         user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "simengine"
         for base in (os.environ.get("NUMBA_CACHE_DIR"), here / "__pycache__", user):
             if not base:

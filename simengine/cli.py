@@ -134,7 +134,7 @@ def _invalid(exc) -> None:
 
 def _validate(args) -> int:
     from .errors import ScenarioError
-    from .schema import load_scenario
+    from .scenario import load_scenario
 
     worst = EXIT_OK
     for file in args.files:
@@ -151,7 +151,7 @@ def _validate(args) -> int:
 
 def _run(args) -> int:
     from .errors import ScenarioError
-    from .schema import load_scenario
+    from .scenario import load_scenario
 
     try:
         sc = load_scenario(args.file)
@@ -167,8 +167,8 @@ def _run(args) -> int:
         print(f"INVALID {out}: --out is a file; expected a folder", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        from .engine import simulate
-        from .results import _atomic_json
+        from ._io import atomic_figure
+        from .simulation import simulate
 
         paths = args.max_paths if args.target_rse is not None else args.paths
         res = simulate(sc, paths=paths, seed=args.seed, chunk_paths=args.chunk_paths,
@@ -176,19 +176,16 @@ def _run(args) -> int:
                        tranche=args.tranche, target_rse=args.target_rse)
         res.to_parquet(out)
         if not args.no_plot:
-            fig = res.plot_loss_curves()
-            tmp = out / ".loss_curves.png.partial"
-            fig.savefig(tmp, dpi=120, format="png")
-            tmp.replace(out / "loss_curves.png")
+            atomic_figure(out / "loss_curves.png", res.plot_loss_curves())
     except ScenarioError as exc:
         _invalid(exc)
         return EXIT_BAD_INPUT
     except Exception as exc:  # a failure is reported, and the run folder says it failed
         traceback.print_exc()
         if out.exists():
-            from .results import _atomic_json
+            from ._io import atomic_json
 
-            _atomic_json(out / "manifest.json", {"status": "failed", "error": repr(exc), "scenario_file": str(args.file)})
+            atomic_json(out / "manifest.json", {"status": "failed", "error": repr(exc), "scenario_file": str(args.file)})
         return EXIT_FAILURE
     _print_summary(res, out)
     return EXIT_OK
@@ -208,7 +205,7 @@ def _batch(args) -> int:
 def _sweep(args) -> int:
     from .batch import BatchInputError, default_out, sweep_jobs
     from .errors import ScenarioError
-    from .schema import load_scenario
+    from .scenario import load_scenario
 
     try:
         load_scenario(args.file)  # a bad base file is bad input for every point: say it once
@@ -263,37 +260,18 @@ def _print_summary(res, out: Path) -> None:
 
 
 def _plot(args) -> int:
-    import json
+    from ._io import atomic_figure
+    from .results import RunFolder, RunFolderError
+    from .results.plots import loss_curves_figure
 
-    import numpy as np
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    from .plots import loss_curves_figure
-    from .stats import exceedance
-
-    run = Path(args.run_dir)
     try:
-        manifest = json.loads((run / "manifest.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
-        print(f"INVALID {run}: not a simengine run folder ({exc})", file=sys.stderr)
+        run = RunFolder(args.run_dir)
+    except RunFolderError as exc:
+        print(f"INVALID {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if manifest.get("status") != "ok":
-        print(f"INVALID {run}: run status {manifest.get('status')!r}, expected 'ok'", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    tl = pq.read_table(run / "tranche_losses.parquet",
-                       columns=["tranche", "weight", "loss_fraction", "standalone_loss_fraction"]).to_pandas()
-    summary = pd.read_parquet(run / "summary.parquet")
-    curves = {}
-    for tranche, g in tl.groupby("tranche", sort=False, observed=True):
-        w = g["weight"].to_numpy()
-        curves[(tranche, "enhanced")] = exceedance(g["loss_fraction"].to_numpy(), w)
-        curves[(tranche, "standalone")] = exceedance(g["standalone_loss_fraction"].to_numpy(), w)
-    fig = loss_curves_figure(curves, summary, manifest["scenario"], int(manifest["paths"]),
-                             manifest.get("variance_reduction", "none"))
-    target = Path(args.out) if args.out else run / "loss_curves.png"
-    tmp = target.with_name(f".{target.name}.partial")
-    fig.savefig(tmp, dpi=120, format="png")
-    tmp.replace(target)
+    fig = loss_curves_figure(run.exceedance_curves(), run.summary, run.scenario_name, run.paths,
+                             run.variance_reduction)
+    target = Path(args.out) if args.out else run.path / "loss_curves.png"
+    atomic_figure(target, fig, fmt="png")
     print(f"wrote {target}")
     return EXIT_OK

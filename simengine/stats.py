@@ -73,6 +73,17 @@ def wilson(p: float, n_eff: float, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels) -> list[float]:
+    """Weighted quantiles inf{x : F(x) >= a} at each level a (a 1e-12 tolerance on F).
+
+    values, weights : ndarray(float64), shape (n,)
+    """
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(weights[order]) / weights.sum()
+    x = values[order]
+    return [float(x[min(int(np.searchsorted(cdf, a - 1e-12)), len(x) - 1)]) for a in levels]
+
+
 def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels) -> list[tuple[float, float]]:
     """(VaR, ES) at each level for the weighted empirical distribution.
 

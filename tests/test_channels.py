@@ -16,7 +16,8 @@ from scipy import stats
 
 import simengine as se
 from simengine.engine import ledgers, run_chunk
-from simengine.plan import LEDGER_DEAL, compile_plan
+from simengine._layout import LEDGER_DEAL, P_OBSOLETE
+from simengine.plan import compile_plan
 
 T, PPY, PD, COUNT, PATHS = 12, 4, 0.10, 2_000, 400
 LAMBDA = -math.log1p(-PD)
@@ -58,9 +59,9 @@ def test_multipliers_at_one_reproduce_the_static_copula_bit_for_bit():
                 demand={"volatility_annual": 0.4, "global_loading": 0.6, "demand_hazard_elasticity": 0.0})
     a = run_chunk(compile_plan(se.Scenario.from_dict(static)), 3, 0, 300)
     b = run_chunk(compile_plan(se.Scenario.from_dict(busy)), 3, 0, 300)
-    assert np.array_equal(a["cum_default"], b["cum_default"])
-    assert np.array_equal(a["tranche"], b["tranche"])  # fixed royalties: same cash, same losses
-    assert b["pool"][:, 1].sum() > 0  # obsolescence did happen on these paths
+    assert np.array_equal(a.cum_default, b.cum_default)
+    assert np.array_equal(a.tranche, b.tranche)  # fixed royalties: same cash, same losses
+    assert b.pool[:, P_OBSOLETE].sum() > 0  # obsolescence did happen on these paths
 
 
 def test_certain_obsolescence_multiplies_the_hazard_from_its_period_on():
@@ -70,8 +71,8 @@ def test_certain_obsolescence_multiplies_the_hazard_from_its_period_on():
     h[k - 1:] *= mult  # period k (1-based) is the first with the multiplier
     check_cumulative_defaults(d, h)
     # and none before: up to period k-1 the pool matches the plain hazard exactly in distribution
-    plain = run_chunk(compile_plan(se.Scenario.from_dict(pool())), 7, 0, 200)["cum_default"]
-    stressed = run_chunk(compile_plan(se.Scenario.from_dict(d)), 7, 0, 200)["cum_default"]
+    plain = run_chunk(compile_plan(se.Scenario.from_dict(pool())), 7, 0, 200).cum_default
+    stressed = run_chunk(compile_plan(se.Scenario.from_dict(d)), 7, 0, 200).cum_default
     assert np.array_equal(plain[:, :k - 1], stressed[:, :k - 1])
     assert (stressed[:, k - 1:] >= plain[:, k - 1:]).all() and (stressed[:, -1] > plain[:, -1]).any()
 

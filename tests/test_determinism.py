@@ -48,8 +48,8 @@ def test_a_path_is_the_same_wherever_it_is_computed():
     plan = compile_plan(se.load_scenario(GZ))
     chunk = run_chunk(plan, 5, 1_000, 500)
     alone = run_chunk(plan, 5, 1_234, 1)
-    for key in chunk:
-        assert np.array_equal(chunk[key][234], alone[key][0], equal_nan=True), key
+    for key in chunk._fields:
+        assert np.array_equal(getattr(chunk, key)[234], getattr(alone, key)[0], equal_nan=True), key
 
 
 TWIN_SCRIPT = r"""
@@ -62,7 +62,7 @@ out = {}
 for name, sc in CASES:
     plan = compile_plan(sc)
     for label, sampling in (("plain", Sampling()), ("is_antithetic", Sampling(-1.3, 0.7, True))):
-        r = run_chunk(plan, 17, 40, PATHS, sampling)
+        r = run_chunk(plan, 17, 40, PATHS, sampling)._asdict()
         led, col = ledgers(plan, 17, np.arange(40, 40 + PATHS), sampling)
         r["ledgers"] = led
         r["collections"] = col

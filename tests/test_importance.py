@@ -20,9 +20,10 @@ import pytest
 
 import simengine as se
 from references import tail_by_z
-from simengine import kernels as k
+from simengine import _layout as k
 from simengine.engine import Sampling, ledgers, run_chunk
-from simengine.plan import LEDGER_DEAL, LEDGER_TRANCHE, compile_plan
+from simengine._layout import LEDGER_DEAL, LEDGER_TRANCHE
+from simengine.plan import compile_plan
 from simengine.rng import S_CHI2, S_GLOBAL, gamma_at, normal_at, path_key, stream_key
 from test_determinism import frames_identical
 from test_reference import z_tol
@@ -164,17 +165,17 @@ def test_weights_only_touch_statistics():
     led, collections = ledgers(plan, seed, np.arange(first, first + n), sampling)
     for i in range(n):
         w, z = _expected_weight(seed, first + i, plan.periods, sampling, 4.0, True)
-        assert out["weights"][i] == pytest.approx(w, rel=1e-12)
-        assert out["pool"][i, k.P_Z_GLOBAL] == pytest.approx(z, abs=1e-12)
+        assert out.weights[i] == pytest.approx(w, rel=1e-12)
+        assert out.pool[i, k.P_Z_GLOBAL] == pytest.approx(z, abs=1e-12)
     # the ledger's cash flows (the waterfall re-run path by path) give the chunk's tranche results
-    np.testing.assert_allclose(collections.sum(axis=1), out["pool"][:, k.P_COLLECTIONS], rtol=1e-12)
+    np.testing.assert_allclose(collections.sum(axis=1), out.pool[:, k.P_COLLECTIONS], rtol=1e-12)
     base = len(LEDGER_DEAL)
     balance_col = LEDGER_TRANCHE.index("balance_amount")
     for j in range(len(plan.tranche_names)):
         final_balance = led[:, -1, base + j * len(LEDGER_TRANCHE) + balance_col]
         orig = plan.waterfall.tranche_balance[j]
         lost = np.where(final_balance > 1e-9 * orig, final_balance, 0.0) / orig
-        np.testing.assert_allclose(lost, out["tranche"][:, 1, j, k.T_LOSS], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(lost, out.tranche[:, k.BASIS_ENHANCED, j, k.T_LOSS], rtol=1e-12, atol=1e-15)
     # and the measure did change the drivers: this is not plain sampling in disguise
     _, plain_collections = ledgers(plan, seed, np.arange(first, first + n))
     assert not np.array_equal(plain_collections, collections)
@@ -184,9 +185,9 @@ def test_antithetic_pairs_negate_the_normals():
     """Paths 2m and 2m+1 share an address; the odd path's global factor is the even one's negated."""
     plan = compile_plan(se.load_scenario("scenarios/guangzhou_patent_2019.toml"))
     out = run_chunk(plan, 4, 0, 200, Sampling(0.0, 1.0, True))
-    z = out["pool"][:, k.P_Z_GLOBAL]
+    z = out.pool[:, k.P_Z_GLOBAL]
     np.testing.assert_allclose(z[1::2], -z[0::2], rtol=0, atol=1e-12)
-    shifted = run_chunk(plan, 4, 0, 200, Sampling(-1.0, 1.0, True))["pool"][:, k.P_Z_GLOBAL]
+    shifted = run_chunk(plan, 4, 0, 200, Sampling(-1.0, 1.0, True)).pool[:, k.P_Z_GLOBAL]
     np.testing.assert_allclose(shifted[0::2] + shifted[1::2], -2.0, atol=1e-12)  # mirrored about the mean
 
 
@@ -311,9 +312,9 @@ def test_reported_standard_errors_are_honest(sampling):
     z = {"pd": [], "el": []}
     for seed in range(seeds):
         out = run_chunk(plan, 1_000 + seed, 0, paths, sampling)
-        w = out["weights"]
-        for stat, x, ref in (("pd", out["tranche"][:, 1, 1, k.T_DEFAULTED], pd_ref),
-                             ("el", out["tranche"][:, 1, 1, k.T_LOSS], el_ref)):
+        w = out.weights
+        for stat, x, ref in (("pd", out.tranche[:, k.BASIS_ENHANCED, 1, k.T_DEFAULTED], pd_ref),
+                             ("el", out.tranche[:, k.BASIS_ENHANCED, 1, k.T_LOSS], el_ref)):
             est, se = weighted_mean_se(x, w, sampling.antithetic)
             z[stat].append((est - ref) / se)
     lo, hi = stats.chi2.ppf([0.0005, 0.9995], seeds)

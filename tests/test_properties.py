@@ -7,9 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simengine as se
-from simengine import kernels as k
+from simengine import _layout as k
+from simengine._kernels.hazard import first_period_reaching
 from simengine.engine import ledgers, run_chunk
-from simengine.plan import LEDGER_DEAL, LEDGER_TRANCHE, compile_plan
+from simengine._layout import LEDGER_DEAL, LEDGER_TRANCHE
+from simengine.plan import compile_plan
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -128,14 +130,14 @@ def test_cash_is_conserved_every_period(d):
 def test_losses_are_fractions(d):
     sc = se.Scenario.from_dict(d)
     out = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64)
-    t = out["tranche"]
+    t = out.tranche
     loss = t[..., k.T_LOSS]
     assert (loss >= 0).all() and (loss <= 1 + 1e-12).all()
     # PV loss adds unpaid interest, so it is bounded by principal plus a whole term of coupons
     term = d["deal"]["term_years"]
     cap = 1 + np.array([tr["coupon"] for tr in d["structure"]["tranches"]]) * term
     assert (t[..., k.T_PV_LOSS] >= 0).all() and (t[..., k.T_PV_LOSS] <= cap + 1e-12).all()
-    assert (out["weights"] == 1.0).all()
+    assert (out.weights == 1.0).all()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,8 +150,8 @@ def test_enhancement_never_hurts_a_sequential_tranche(d):
     (test_waterfall_deterministic.test_enhancement_can_hurt_a_bullet_tranche, by hand).
     """
     sc = se.Scenario.from_dict(d)
-    t = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64)["tranche"]
-    assert (t[:, 1, :, k.T_LOSS] <= t[:, 0, :, k.T_LOSS] + 1e-12).all()
+    t = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64).tranche
+    assert (t[:, k.BASIS_ENHANCED, :, k.T_LOSS] <= t[:, k.BASIS_STANDALONE, :, k.T_LOSS] + 1e-12).all()
 
 
 @SETTINGS
@@ -157,7 +159,7 @@ def test_enhancement_never_hurts_a_sequential_tranche(d):
 def test_senior_never_loses_where_junior_did_not(d):
     sc = se.Scenario.from_dict(d)
     out = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64)
-    loss = out["tranche"][:, 0, :, k.T_LOSS]  # standalone: no provider protects one tranche only
+    loss = out.tranche[:, k.BASIS_STANDALONE, :, k.T_LOSS]  # standalone: no provider protects one tranche only
     for senior in range(loss.shape[1] - 1):
         junior_loss = loss[:, senior + 1:]
         senior_lost = loss[:, senior] > 0
@@ -173,9 +175,9 @@ def test_el_monotone_in_pd_under_common_random_numbers(d, factor):
     for key in ("payment_commitment", "guarantee"):
         d["structure"].pop(key, None)
     seed = sc.model.simulation.seed
-    base = run_chunk(compile_plan(se.Scenario.from_dict(d)), seed, 0, 64)["tranche"][:, 0, :, k.T_LOSS]
+    base = run_chunk(compile_plan(se.Scenario.from_dict(d)), seed, 0, 64).tranche[:, k.BASIS_STANDALONE, :, k.T_LOSS]
     worse_structure = {**worse, "structure": d["structure"]}
-    stressed = run_chunk(compile_plan(se.Scenario.from_dict(worse_structure)), seed, 0, 64)["tranche"][:, 0, :, k.T_LOSS]
+    stressed = run_chunk(compile_plan(se.Scenario.from_dict(worse_structure)), seed, 0, 64).tranche[:, k.BASIS_STANDALONE, :, k.T_LOSS]
     assert (stressed.mean(axis=0) >= base.mean(axis=0) - 1e-12).all()
 
 
@@ -183,7 +185,7 @@ def test_el_monotone_in_pd_under_common_random_numbers(d, factor):
 @given(st.lists(st.floats(0.0, 5.0), min_size=1, max_size=60), st.integers(0, 60), st.floats(0.0, 5.0),
        st.floats(0.0, 1.6), st.integers(0, 59), st.sampled_from(["fraction", "tie", "zero", "inf"]))
 def test_default_period_search_equals_the_definition(steps, k_obs, mult, fraction, tie_at, kind):
-    """kernels.first_period_reaching (a guess-and-step search) = the first t with H(t) >= need."""
+    """_kernels.hazard.first_period_reaching (a guess-and-step search) = the first t with H(t) >= need."""
     clock = np.cumsum(np.asarray(steps) + 1e-3)[None, :]  # one industry; strictly increasing
     T = clock.shape[1]
     k_obs = min(k_obs, T)
@@ -192,4 +194,4 @@ def test_default_period_search_equals_the_definition(steps, k_obs, mult, fractio
     need = {"fraction": fraction * H[-1], "tie": H[min(tie_at, T - 1)], "zero": 0.0, "inf": np.inf}[kind]
     reached = np.nonzero(H >= need)[0]
     expected = int(reached[0]) if reached.size else T
-    assert k.first_period_reaching(clock, 0, k_obs, base, mult, need) == expected
+    assert first_period_reaching(clock, 0, k_obs, base, mult, need) == expected

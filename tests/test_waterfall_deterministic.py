@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import simengine as se
-from simengine import kernels as k
+from simengine import _layout as k
 from simengine.engine import ledgers, run_chunk
-from simengine.plan import LEDGER_DEAL, LEDGER_TRANCHE, compile_plan
+from simengine._layout import LEDGER_DEAL, LEDGER_TRANCHE
+from simengine.plan import compile_plan
 
 CENT = 0.005
 
@@ -173,8 +174,8 @@ def test_enhancement_can_hurt_a_bullet_tranche():
             "payment_commitment": {"provider": "c", "pd_annual": 0.0, "covers": ["T0"], "cap_amount": 1.0}},
         "simulation": {"paths": 1, "seed": 1},
     })
-    t = run_chunk(compile_plan(sc), 1, 0, 1)["tranche"][0]  # (basis: standalone, enhanced; tranche; column)
+    t = run_chunk(compile_plan(sc), 1, 0, 1).tranche[0]  # (basis: standalone, enhanced; tranche; column)
     lost = t[:, :, k.T_LOSS] * 10.0
     np.testing.assert_allclose(lost[0], [0.0, 6.65625, 9.34375], atol=CENT)
     np.testing.assert_allclose(lost[1], [0.0, 6.78125, 8.21875], atol=CENT)
-    assert t[1, 0, k.T_COMMITMENT] == pytest.approx(1.0)
+    assert t[k.BASIS_ENHANCED, 0, k.T_DRAW + k.K_COMMITMENT] == pytest.approx(1.0)

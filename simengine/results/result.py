@@ -1,15 +1,12 @@
-"""Results: statistics (SPEC §6), Parquet outputs (SPEC §5) and plots."""
+"""The result of a run: cached statistics (SPEC §6) from its spooled per-path tables, plots,
+and the run folder (SPEC §5) it writes."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
 import shutil
-import time
-import uuid
 import weakref
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -18,26 +15,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__, _jit, ratings
-from .plan import LEDGER_DEAL, LEDGER_TRANCHE, Plan
-from .schema import Scenario
-from .stats import (Z95, batch_se, exceedance, kish_ess, variance_reduction, weighted_mean_se,
-                    weighted_quantile_es, wilson)
+from .. import _jit, ratings
+from .._io import versions
+from .._layout import ledger_columns
+from ..engine import RunSpec, ledgers, part_name, resolved_hash
+from ..plan import Plan
+from ..scenario import Scenario
+from ..stats import (Z95, batch_se, exceedance, kish_ess, variance_reduction, weighted_mean_se,
+                     weighted_quantile_es, weighted_quantiles, wilson)
+from .plots import loss_curves_figure
+from .run_folder import write_run
 
 LEVELS = (0.95, 0.99, 0.999)
 LEVEL_NAMES = ("95", "99", "999")
 BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
-ATTRIBUTION_PATHS = 50_000
-
-
-def _versions() -> dict:
-    import numba
-    import scipy
-
-    return {"simengine": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
-            "pyarrow": pa.__version__}
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:
@@ -45,21 +37,37 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     return float(num.sum() / d) if d > 0 else math.nan
 
 
-def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs) -> list[float]:
-    order = np.argsort(x, kind="stable")
-    cdf = np.cumsum(w[order]) / w.sum()
-    return [float(x[order][min(int(np.searchsorted(cdf, q - 1e-12)), len(x) - 1)]) for q in qs]
-
-
 class SimulationResult:
     """What :func:`simengine.simulate` returns.
 
     Per-path tables live in Parquet parts in a spool folder and load on first use; every
     statistic is computed from them in path order, so it does not depend on chunking.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        The prepared run (scenario, plan, seed, chunking, sampling measure).
+    paths : int
+        Paths simulated (the first ``n_chunks`` chunks of ``spec``).
+    spool : Path
+        Folder of the per-chunk parts (``tranche_losses/``, ``pool_paths/``).
+    n_chunks : int
+        Chunks in the spool that belong to this result.
+    timings : dict
+        Seconds spent, for the manifest.
+    owns_spool : bool
+        Delete the spool when the result is garbage-collected.
+    threads : int
+        numba threads used (for the manifest; results do not depend on it).
+    stop : dict or None
+        How a target-RSE run stopped.
+    attribution : callable or None
+        Returns the channel attribution table (:func:`simengine.analysis.channel_attribution`).
     """
 
-    def __init__(self, spec, paths: int, spool: Path, parts: list[str], timings: dict,
-                 owns_spool: bool = False, threads: int = 1, stop: dict | None = None):
+    def __init__(self, spec: RunSpec, paths: int, spool: Path, n_chunks: int, timings: dict,
+                 owns_spool: bool = False, threads: int = 1, stop: dict | None = None,
+                 attribution: Callable[[], pd.DataFrame] | None = None):
         self.spec = spec
         self.scenario: Scenario = spec.scenario
         self.plan: Plan = spec.plan
@@ -69,9 +77,10 @@ class SimulationResult:
         self.sampling = spec.sampling
         self.stop = stop  # how a --target-rse run ended; None otherwise
         self.spool = Path(spool)
-        self.parts = parts
+        self.parts = [part_name(i) for i in range(n_chunks)]
         self.timings = dict(timings)
         self.threads = threads
+        self._attribution = attribution  # injected by the simulation layer: re-runs live in analysis
         if owns_spool:  # a temporary spool lives exactly as long as the result
             weakref.finalize(self, shutil.rmtree, str(self.spool), True)
 
@@ -133,7 +142,7 @@ class SimulationResult:
                 lo, hi = wilson(pd_, n_eff)
                 # statistics that are not plain means get batch-means standard errors
                 tail = lambda x, ww, d, wl: np.array(
-                    [_ratio(ww * x, ww * d), _ratio(ww * wl, ww), _weighted_quantiles(x, ww, [0.5])[0]]
+                    [_ratio(ww * x, ww * d), _ratio(ww * wl, ww), weighted_quantiles(x, ww, [0.5])[0]]
                     + [v for pair in weighted_quantile_es(x, ww, LEVELS) for v in pair])
                 values = tail(loss[:, k], w, defaulted[:, k], wal[:, k])
                 errors = batch_se(tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
@@ -187,57 +196,11 @@ class SimulationResult:
 
     @cached_property
     def channel_attribution(self) -> pd.DataFrame:
-        """How much of each tranche's EL comes through each risk channel.
-
-        The first ``attribution_paths`` paths are re-run with obsolescence off, demand off and
-        both off; addressed randomness keeps every other draw, so the differences are paired
-        (common random numbers) and their standard errors are those of per-path differences.
-        ``via_obsolescence`` = EL(full) - EL(obsolescence off): the hazard multiplier on fixed
-        royalties and the severity on running ones; ``via_demand`` likewise; ``interaction`` is
-        what is left over the credit-only EL.
-        """
-        from .engine import run_chunk
-        from .kernels import T_LOSS
-        from .plan import compile_plan
-
-        pairs = self.sampling.antithetic
-        n = min(self.paths, ATTRIBUTION_PATHS)
-        variants = {
-            "full": self.scenario,
-            "no_obsolescence": self.scenario.with_overrides({"risk.obsolescence.enabled": False}),
-            "no_demand": self.scenario.with_overrides({"risk.demand.enabled": False}),
-            "credit_only": self.scenario.with_overrides({"risk.obsolescence.enabled": False,
-                                                         "risk.demand.enabled": False}),
-        }
-        m = self.scenario.model.risk
-        same = {"full": "full", "no_obsolescence": "full" if not m.obsolescence.enabled else "no_obsolescence",
-                "no_demand": "full" if not m.demand.enabled else "no_demand"}
-        same["credit_only"] = {("full", "full"): "full", ("no_obsolescence", "full"): "no_obsolescence",
-                               ("full", "no_demand"): "no_demand"}.get(
-            (same["no_obsolescence"], same["no_demand"]), "credit_only")
-        loss = {}
-        for name, sc in variants.items():
-            if same[name] != name:  # that driver is already off: nothing to re-run
-                loss[name] = loss[same[name]]
-                continue
-            plan = self.plan if name == "full" else compile_plan(sc)
-            parts = [run_chunk(plan, self.seed, first, min(self.chunk_paths, n - first), self.sampling)
-                     for first in range(0, n, self.chunk_paths)]
-            loss[name] = np.concatenate([p["tranche"][:, :, :, T_LOSS] * p["weights"][:, None, None]
-                                         for p in parts])  # (n, basis, tranche)
-        rows = []
-        mean_se = lambda x: weighted_mean_se(x, np.ones(n), pairs)  # x already carries the weights
-        for k, tranche in enumerate(self.plan.tranche_names):
-            for b, basis in ((1, "enhanced"), (0, "standalone")):
-                full = loss["full"][:, b, k]
-                row = {"tranche": tranche, "basis": basis, "attribution_paths": n}
-                row["el"], row["el_se"] = mean_se(full)
-                row["el_credit_only"], row["el_credit_only_se"] = mean_se(loss["credit_only"][:, b, k])
-                row["via_obsolescence"], row["via_obsolescence_se"] = mean_se(full - loss["no_obsolescence"][:, b, k])
-                row["via_demand"], row["via_demand_se"] = mean_se(full - loss["no_demand"][:, b, k])
-                row["interaction"] = row["el"] - row["el_credit_only"] - row["via_obsolescence"] - row["via_demand"]
-                rows.append(row)
-        return pd.DataFrame(rows)
+        """How much of each tranche's EL comes through each risk channel (common random numbers);
+        see :func:`simengine.analysis.channel_attribution`."""
+        if self._attribution is None:
+            raise ValueError("this result was built without channel attribution")
+        return self._attribution()
 
     @cached_property
     def pool_summary(self) -> dict:
@@ -250,8 +213,8 @@ class SimulationResult:
         pairs = self.sampling.antithetic
         dr = t["default_fraction"].to_numpy()
         levels = (0.5, 0.95, 0.99, 0.999)
-        q = _weighted_quantiles(dr, w, levels)
-        q_se = batch_se(lambda x, ww: np.array(_weighted_quantiles(x, ww, levels)), (dr, w), pairs=pairs)
+        q = weighted_quantiles(dr, w, levels)
+        q_se = batch_se(lambda x, ww: np.array(weighted_quantiles(x, ww, levels)), (dr, w), pairs=pairs)
         tl = self._read("tranche_losses", ["commitment_draw_amount", "guarantee_draw_amount"])
         nt = len(self.plan.tranche_names)
         c_any = tl.column(0).to_numpy().reshape(self.paths, nt).sum(axis=1) > 0
@@ -281,13 +244,6 @@ class SimulationResult:
         return out
 
     # ----------------------------------------------------------------------------- cash flows
-    def _ledger_frame(self, ledgers: np.ndarray) -> list[tuple[str, str, int]]:
-        cols = [("deal", name, i) for i, name in enumerate(LEDGER_DEAL)]
-        base = len(LEDGER_DEAL)
-        for k, t in enumerate(self.plan.tranche_names):
-            cols += [(t, name, base + k * len(LEDGER_TRANCHE) + j) for j, name in enumerate(LEDGER_TRANCHE)]
-        return cols
-
     @cached_property
     def cashflows(self) -> pd.DataFrame:
         """Per period and tranche: weighted mean (with its standard error) and 5/50/95% quantiles
@@ -296,18 +252,16 @@ class SimulationResult:
         Computed from full ledgers of the first ``cashflow_sample_paths`` paths (stated in the
         ``sample_paths`` column), re-simulated from their addresses.
         """
-        from .engine import ledgers
-
         n = min(self.paths, self.scenario.model.simulation.cashflow_sample_paths)
         led, _ = ledgers(self.plan, self.seed, np.arange(n, dtype=np.int64), self.sampling)
         w = self.weights[:n]
         rows = []
-        for owner, item, c in self._ledger_frame(led):
+        for owner, item, c in ledger_columns(self.plan.tranche_names):
             if item == "dscr":
                 continue  # a ratio, infinite when nothing is due: not a cash flow
             for p in range(self.plan.periods):
                 x = led[:, p, c]
-                qs = _weighted_quantiles(x, w, CASHFLOW_QUANTILES)
+                qs = weighted_quantiles(x, w, CASHFLOW_QUANTILES)
                 mean, se = weighted_mean_se(x, w, self.sampling.antithetic)
                 rows.append((p + 1, owner, item, mean, se, *qs, n))
         return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
@@ -316,8 +270,6 @@ class SimulationResult:
     @cached_property
     def worst_paths(self) -> pd.DataFrame:
         """Full ledgers of the worst path for each tranche (largest loss, then shortfall, then PV loss)."""
-        from .engine import ledgers
-
         loss = self._matrix("loss_fraction")
         short = self._matrix("interest_shortfall_amount")
         pv = self._matrix("pv_loss_fraction")
@@ -327,7 +279,7 @@ class SimulationResult:
             chosen.append((name, int(order[0])))
         led, _ = ledgers(self.plan, self.seed, np.array([p for _, p in chosen], np.int64), self.sampling)
         frames = []
-        cols = self._ledger_frame(led)
+        cols = ledger_columns(self.plan.tranche_names)
         for i, (name, path) in enumerate(chosen):
             data = {"worst_for": name, "path": path,
                     "path_loss_fraction": float(loss[path, self.plan.tranche_names.index(name)]),
@@ -339,45 +291,30 @@ class SimulationResult:
 
     # --------------------------------------------------------------------------------- output
     def provenance(self) -> dict:
+        """Where the numbers come from: scenario, seed, paths, chunking, sampling, versions."""
         sim = self.scenario.model.simulation
         return {
             "scenario": self.scenario.name, "scenario_file": self.scenario.source,
-            "scenario_hash": self.scenario.file_hash, "seed": self.seed, "paths": self.paths,
+            "scenario_hash": self.scenario.file_hash, "resolved_scenario_hash": resolved_hash(self.scenario),
+            "seed": self.seed, "paths": self.paths,
             "chunk_paths": self.chunk_paths, "cashflow_sample_paths": min(self.paths, sim.cashflow_sample_paths),
             "variance_reduction": self.spec.sampling_info["variance_reduction"],
             "sampling": self.sampling._asdict(), "sampling_choice": self.spec.sampling_info,
-            "target": self.stop, "engine": _versions(),
+            "target": self.stop, "engine": versions(),
             "numba_threading_layer": _jit.threading_layer(), "threads": self.threads,
             "numba_disabled": _jit.DISABLED,
         }
 
     def manifest(self, status: str, timings: dict | None = None) -> dict:
+        """``manifest.json`` of the run folder with ``status`` (``"ok"`` once everything is written)."""
         return {**self.provenance(), "status": status, "timings": {**self.timings, **(timings or {})},
                 "resolved_scenario": self.scenario.resolved(), "pool_summary": self.pool_summary,
                 "rating_tables": ratings.TABLE_VERSIONS,
                 "units": "fractions of original tranche balance unless a column ends in _amount"}
 
     def to_parquet(self, out_dir: str | Path) -> Path:
-        """Write the run folder (SPEC §5). Each file appears complete or not at all."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        _atomic_json(out / "manifest.json", {**self.provenance(), "status": "writing"})
-        meta = {b"simengine": json.dumps(self.provenance(), default=str).encode()}
-        summary = self.summary
-        pool_summary = pd.DataFrame([self.pool_summary])
-        for name, frame in (("summary", summary), ("pool_summary", pool_summary),
-                            ("channel_attribution", self.channel_attribution),
-                            ("cashflows", self.cashflows), ("worst_paths", self.worst_paths),
-                            ("loss_exceedance", self.exceedance_table)):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            _atomic_parquet(out / f"{name}.parquet", [table], meta)
-        for folder in ("tranche_losses", "pool_paths"):
-            _atomic_parquet(out / f"{folder}.parquet",
-                            (pq.read_table(self.spool / folder / p) for p in self.parts), meta)
-        timings = {"write_seconds": time.perf_counter() - start}
-        _atomic_json(out / "manifest.json", self.manifest("ok", timings))
-        return out
+        """Write the run folder (SPEC §5); each file appears complete or not at all."""
+        return write_run(self, Path(out_dir))
 
     # ---------------------------------------------------------------------------------- plots
     def loss_exceedance(self, tranche: str, basis: str = "enhanced"):
@@ -405,55 +342,7 @@ class SimulationResult:
 
     def plot_loss_curves(self):
         """Loss exceedance curves per tranche on a log probability axis; returns a Figure."""
-        from .plots import loss_curves_figure
-
         curves = {(t, b): self.loss_exceedance(t, b) for t in self.plan.tranche_names
                   for b in ("enhanced", "standalone")}
         return loss_curves_figure(curves, self.summary, self.scenario.name, self.paths,
                                   self.spec.sampling_info["variance_reduction"])
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return str(x)
-
-
-def _atomic_parquet(path: Path, tables, meta: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    writer = None
-    try:
-        for table in tables:
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-        writer.close()
-        writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_run(run_dir: str | Path) -> dict:
-    """Read a run folder back: manifest and tables as pandas DataFrames."""
-    run = Path(run_dir)
-    manifest_path = run / "manifest.json"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{run}: no manifest.json (not a simengine run folder)")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("status") != "ok":
-        raise ValueError(f"{run}: run status is {manifest.get('status')!r}, not 'ok'")
-    return {"manifest": manifest, "summary": pd.read_parquet(run / "summary.parquet"),
-            "tranche_losses_path": run / "tranche_losses.parquet"}

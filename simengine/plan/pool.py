@@ -1,27 +1,15 @@
-"""Compiled plan: a :class:`~simengine.schema.Scenario` as typed arrays the kernels read.
-
-Nothing here draws random numbers. Periods are 0-based inside the plan (period ``p`` is the
-user's period ``p + 1``); "never" is encoded as ``periods`` (one past the legal final).
-"""
+"""The pool and its risk drivers as typed arrays (a :class:`PoolPlan`), read by
+:mod:`simengine._kernels.pool`. Nothing here draws random numbers."""
 
 from __future__ import annotations
 
 import math
 from collections import namedtuple
-from dataclasses import dataclass
 
 import numpy as np
 
-from .ratings import rating_to_pd
-from .schema import Scenario
-
-# waterfall opcodes
-OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4
-# amortisation modes
-AM_SEQUENTIAL, AM_PRO_RATA, AM_BULLET, AM_SCHEDULE = 0, 1, 2, 3
-# trigger metrics and effects
-TM_CDR, TM_DSCR = 0, 1
-TE_SEQUENTIAL, TE_TRAP, TE_ACCELERATE = 0, 1, 2
+from ..ratings import rating_to_pd
+from ..scenario import Scenario
 
 PoolPlan = namedtuple("PoolPlan", [
     "periods", "dt_years", "copula_t", "dof", "default_on", "obsolescence_on", "demand_on", "legal_on",
@@ -47,58 +35,20 @@ PoolPlan = namedtuple("PoolPlan", [
     # royalty groups, shape (groups,): group 0 holds fixed royalties (multiplier 1)
     "group_running", "industry_running", "group_industry", "group_technology", "group_floor_ratio",
     "scheduled_total",
-    # providers (0 commitment, 1 guarantee), shape (2,)
-    "provider_on", "provider_hazard_annual", "provider_loading",
+    # providers, one row each (see plan.providers), shape (providers,)
+    "provider_stream", "provider_hazard_annual", "provider_loading",
 ])
 
-WaterfallPlan = namedtuple("WaterfallPlan", [
-    "periods", "periods_per_year", "discount_factor",
-    "tranche_balance", "tranche_coupon_per_period", "tranche_deferrable", "tranche_mode",
-    "tranche_maturity", "tranche_schedule_target", "tranche_contract_target",
-    "fee_fixed", "fee_rate_per_period",
-    "reserve_initial", "reserve_target_amount", "reserve_target_fraction", "reserve_covers",
-    "trigger_metric", "trigger_threshold", "trigger_effect", "trigger_curable", "trigger_consecutive",
-    "steps", "steps_accelerated", "step_members",
-    "provider_cap", "provider_covers",
-])
 
-# per-period ledger columns (deal level) followed by per-tranche blocks
-LEDGER_DEAL = ["collections_amount", "fees_paid_amount", "reserve_start_amount", "reserve_end_amount",
-               "commitment_draw_amount", "guarantee_draw_amount", "residual_amount",
-               "cumulative_default_rate", "dscr", "sequential", "trap", "accelerated"]
-LEDGER_TRANCHE = ["interest_due_amount", "interest_paid_amount", "principal_paid_amount",
-                  "balance_amount", "interest_carried_amount", "commitment_draw_amount",
-                  "guarantee_draw_amount"]
-
-
-@dataclass(frozen=True)
-class Plan:
-    pool: PoolPlan
-    waterfall: WaterfallPlan
-    tranche_names: tuple[str, ...]
-    trigger_names: tuple[str, ...]
-    industries: tuple[str, ...]
-    technologies: tuple[str, ...]
-    licensee_names: tuple[str, ...]
-    ledger_width: int
-
-    @property
-    def periods(self) -> int:
-        return self.pool.periods
-
-    @property
-    def licences(self) -> int:
-        return len(self.pool.licence_royalty)
-
-
-def _hazard(pd_annual: float) -> float:
+def hazard(pd_annual: float) -> float:
+    """Annual hazard rate of an annual default probability."""
     return -math.log1p(-pd_annual)
 
 
 SCREEN_LOG_RATIO = math.log(1.02)  # grid step of the survivor screen: 2% of cumulative hazard
 
 
-def _survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: bool, dof: float) -> dict:
+def survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: bool, dof: float) -> dict:
     """Latent thresholds above which a licensee survives to legal final, on a grid of hazards.
 
     A licensee with annual hazard λ defaults by the time its cumulative hazard clock reaches H
@@ -119,15 +69,21 @@ def _survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: 
             "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
 
 
-def _credit(obj) -> float:
+def credit_pd_annual(obj) -> float:
+    """A licence's or provider's annual PD: its ``pd_annual``, else its rating's."""
     return obj.pd_annual if obj.pd_annual is not None else rating_to_pd(obj.rating)
 
 
-def _pick(override, default):
+def pick(override, default):
     return default if override is None else override
 
 
-def compile_plan(sc: Scenario) -> Plan:
+def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
+    """The pool and its risk drivers as a :class:`PoolPlan`, and the names behind its indices
+    (``industries``, ``technologies``, ``licensees``).
+
+    ``providers``: the rows of :func:`simengine.plan.providers.provider_rows`.
+    """
     m = sc.model
     T = m.deal.periods
     ppy = m.deal.periods_per_year
@@ -174,7 +130,7 @@ def compile_plan(sc: Scenario) -> Plan:
     ls_idio = np.empty(n_ls)
     for k, n in enumerate(names):
         l = first[n]
-        ls_hazard[k] = _hazard(_credit(l) * sc.model.risk.default.pd_multiplier)
+        ls_hazard[k] = hazard(credit_pd_annual(l) * sc.model.risk.default.pd_multiplier)
         ls_ind[k] = ind_ix[l.industry]
         ls_tech[k] = tech_ix[l.technology]
         ls_ind_f[k] = 1 + ind_ix[l.industry]
@@ -194,9 +150,9 @@ def compile_plan(sc: Scenario) -> Plan:
     ob_forced = np.full(n_tech, -1, np.int64)
     for k, name in enumerate(technologies):
         o = ob.technologies.get(name)
-        ob_h[k] = _pick(o and o.hazard_annual, ob.hazard_annual)
-        ob_sev[k] = _pick(o and o.severity, ob.severity)
-        ob_mult[k] = _pick(o and o.hazard_multiplier_after_obsolescence, ob.hazard_multiplier_after_obsolescence)
+        ob_h[k] = pick(o and o.hazard_annual, ob.hazard_annual)
+        ob_sev[k] = pick(o and o.severity, ob.severity)
+        ob_mult[k] = pick(o and o.hazard_multiplier_after_obsolescence, ob.hazard_multiplier_after_obsolescence)
         if o is not None and o.period is not None:
             ob_forced[k] = o.period - 1
 
@@ -206,12 +162,12 @@ def compile_plan(sc: Scenario) -> Plan:
     dm = {k: np.empty(n_ind) for k in ("drift", "vol", "rev", "load", "elas")}
     for k, name in enumerate(industries):
         o = de.industries.get(name)
-        dm["drift"][k] = _pick(o and o.drift_annual, de.drift_annual)
-        dm["vol"][k] = _pick(o and o.volatility_annual, de.volatility_annual)
-        rev = _pick(o and o.mean_reversion_annual, de.mean_reversion_annual)
+        dm["drift"][k] = pick(o and o.drift_annual, de.drift_annual)
+        dm["vol"][k] = pick(o and o.volatility_annual, de.volatility_annual)
+        rev = pick(o and o.mean_reversion_annual, de.mean_reversion_annual)
         dm["rev"][k] = rev if de.model == "ou" else 0.0
-        dm["load"][k] = _pick(o and o.global_loading, de.global_loading)
-        dm["elas"][k] = _pick(o and o.demand_hazard_elasticity, de.demand_hazard_elasticity)
+        dm["load"][k] = pick(o and o.global_loading, de.global_loading)
+        dm["elas"][k] = pick(o and o.demand_hazard_elasticity, de.demand_hazard_elasticity)
 
     # ---- licences and royalty groups
     legal = risk.legal
@@ -252,17 +208,10 @@ def compile_plan(sc: Scenario) -> Plan:
         if key[0] == "running":
             g_running[g], g_ind[g], g_tech[g], g_floor[g] = True, key[1], key[2], key[3]
 
-    # ---- providers
-    st = m.structure
-    prov = [st.payment_commitment, st.guarantee]
-    p_on = np.array([p is not None for p in prov], np.bool_)
-    p_h = np.array([_hazard(_credit(p)) if p is not None else 0.0 for p in prov])
-    p_load = np.array([p.loading if p is not None else 0.0 for p in prov])
-
     dflt = risk.default
     pool = PoolPlan(
         periods=T, dt_years=dt, copula_t=dflt.copula == "student_t", dof=float(dflt.dof),
-        **_survival_screen(ls_hazard, T * dt, dflt.copula == "student_t", float(dflt.dof)),
+        **survival_screen(ls_hazard, T * dt, dflt.copula == "student_t", float(dflt.dof)),
         default_on=dflt.enabled, obsolescence_on=ob.enabled, demand_on=de.enabled, legal_on=legal.enabled,
         factor_root=np.ascontiguousarray(root), factor_identity=identity,
         licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
@@ -272,7 +221,7 @@ def compile_plan(sc: Scenario) -> Plan:
         obsolescence_forced_period=ob_forced, obsolescence_loading=float(ob.global_loading),
         demand_drift_annual=dm["drift"], demand_vol_annual=dm["vol"], demand_reversion_annual=dm["rev"],
         demand_loading=dm["load"], demand_elasticity=dm["elas"],
-        demand_hazard_adjust=_demand_hazard_adjust(dm, T, dt) if de.enabled else np.zeros((n_ind, T)),
+        demand_hazard_adjust=demand_hazard_adjust(dm, T, dt) if de.enabled else np.zeros((n_ind, T)),
         demand_shock_drift_annual=float(de.shock_drift_annual),
         demand_shock_periods=int(round(de.shock_years * ppy)),
         licence_licensee=lic["ls"], licence_royalty=roy, licence_group=lic["grp"],
@@ -285,16 +234,14 @@ def compile_plan(sc: Scenario) -> Plan:
         group_running=g_running, industry_running=np.isin(np.arange(n_ind), g_ind[g_running]),
         group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
         scheduled_total=float(sched.sum()),
-        provider_on=p_on, provider_hazard_annual=p_h, provider_loading=p_load,
+        provider_stream=np.array([row.stream for row in providers], np.int64),
+        provider_hazard_annual=np.array([hazard(row.pd_annual) for row in providers], float),
+        provider_loading=np.array([row.loading for row in providers], float),
     )
-    waterfall, trigger_names = _compile_waterfall(sc, T, ppy)
-    names_t = tuple(t.name for t in st.tranches)
-    return Plan(pool=pool, waterfall=waterfall, tranche_names=names_t, trigger_names=trigger_names,
-                industries=industries, technologies=technologies, licensee_names=tuple(names),
-                ledger_width=len(LEDGER_DEAL) + len(names_t) * len(LEDGER_TRANCHE))
+    return pool, {"industries": industries, "technologies": technologies, "licensees": tuple(names)}
 
 
-def _demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:
+def demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:
     """log of the normaliser that makes volatility alone leave the expected hazard unchanged.
 
     Log-demand follows x' = (1 - k dt) x + (mu - s^2/2) dt + s sqrt(dt) e. Its mean is the
@@ -313,96 +260,3 @@ def _demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:
             v = (1 - k * dt) ** 2 * v + s * s * dt
             adjust[j, t] = eps * d - 0.5 * eps * eps * v
     return adjust
-
-
-def _compile_waterfall(sc: Scenario, T: int, ppy: int):
-    m = sc.model
-    st = m.structure
-    tranches = st.tranches
-    n = len(tranches)
-    t_ix = {t.name: k for k, t in enumerate(tranches)}
-    bal = np.array([t.balance for t in tranches])
-    cpn = np.array([t.coupon / ppy for t in tranches])
-    deferrable = np.array([t.interest_deferrable for t in tranches], np.bool_)
-    mode = np.empty(n, np.int64)
-    maturity = np.empty(n, np.int64)
-    schedule = np.ones((n, T))
-    contract = np.ones((n, T))
-    for k, t in enumerate(tranches):
-        maturity[k] = (t.maturity_period or T) - 1
-        if isinstance(t.amortisation, list):
-            mode[k] = AM_SCHEDULE
-            cum = np.cumsum(np.asarray(t.amortisation, float))
-            schedule[k, :len(cum)] = 1.0 - cum
-            schedule[k, len(cum):] = 1.0 - (cum[-1] if len(cum) else 0.0)
-            contract[k] = schedule[k]
-        else:
-            mode[k] = {"sequential": AM_SEQUENTIAL, "pro_rata": AM_PRO_RATA, "bullet": AM_BULLET}[t.amortisation]
-        schedule[k, maturity[k]:] = 0.0
-        contract[k, maturity[k]:] = 0.0
-        schedule[k, T - 1] = contract[k, T - 1] = 0.0
-
-    res = st.reserve
-    covers = np.zeros(n, np.bool_)
-    for name in (res.covers if res.covers is not None else t_ix):
-        covers[t_ix[name]] = True
-
-    trig = st.triggers
-    trigger_names = tuple(t.name for t in trig)
-
-    members: list[list[int]] = []
-
-    def group(names) -> int:
-        members.append([t_ix[x] for x in names])
-        return len(members) - 1
-
-    if st.waterfall is not None:
-        steps = []
-        for s in st.waterfall:
-            op = {"fees": OP_FEES, "interest": OP_INTEREST, "reserve": OP_RESERVE,
-                  "principal": OP_PRINCIPAL, "residual": OP_RESIDUAL}[s.step]
-            steps.append((op, group(s.tranches) if s.tranches else -1))
-    else:
-        all_names = [t.name for t in tranches]
-        steps = [(OP_FEES, -1), (OP_INTEREST, group(all_names)), (OP_RESERVE, -1),
-                 (OP_PRINCIPAL, group(all_names)), (OP_RESIDUAL, -1)]
-    # acceleration: each tranche's interest then principal, in seniority order; reserve released
-    accel = [(OP_FEES, -1)]
-    for t in tranches:
-        accel += [(OP_INTEREST, group([t.name])), (OP_PRINCIPAL, group([t.name]))]
-    accel.append((OP_RESIDUAL, -1))
-    width = max(len(x) for x in members)
-    step_members = np.full((len(members), width), -1, np.int64)
-    for g, row in enumerate(members):
-        step_members[g, :len(row)] = row
-
-    prov = [st.payment_commitment, st.guarantee]
-    cap = np.array([(p.cap_amount if p is not None and p.cap_amount is not None else np.inf) for p in prov])
-    pcov = np.zeros((2, n), np.bool_)
-    for j, p in enumerate(prov):
-        if p is not None:
-            for name in p.covers:
-                pcov[j, t_ix[name]] = True
-
-    r = m.deal.discount_rate
-    df = (1.0 + r) ** (-(np.arange(T) + 1.0) / ppy)
-    wf = WaterfallPlan(
-        periods=T, periods_per_year=ppy, discount_factor=df,
-        tranche_balance=bal, tranche_coupon_per_period=cpn, tranche_deferrable=deferrable,
-        tranche_mode=mode, tranche_maturity=maturity, tranche_schedule_target=schedule,
-        tranche_contract_target=contract,
-        fee_fixed=float(st.fees.fixed_per_period), fee_rate_per_period=float(st.fees.bps_annual) / 1e4 / ppy,
-        reserve_initial=float(res.initial_amount),
-        reserve_target_amount=float(res.target_amount) if res.target_amount is not None else -1.0,
-        reserve_target_fraction=float(res.target_fraction) if res.target_fraction is not None else -1.0,
-        reserve_covers=covers,
-        trigger_metric=np.array([TM_CDR if t.metric == "cumulative_default_rate" else TM_DSCR for t in trig], np.int64),
-        trigger_threshold=np.array([t.threshold for t in trig], float),
-        trigger_effect=np.array([{"sequential": TE_SEQUENTIAL, "trap": TE_TRAP, "accelerate": TE_ACCELERATE}[t.effect]
-                                 for t in trig], np.int64),
-        trigger_curable=np.array([t.curable for t in trig], np.bool_),
-        trigger_consecutive=np.array([t.consecutive_periods for t in trig], np.int64),
-        steps=np.array(steps, np.int64).reshape(-1, 2), steps_accelerated=np.array(accel, np.int64),
-        step_members=step_members, provider_cap=cap, provider_covers=pcov,
-    )
-    return wf, trigger_names

@@ -45,7 +45,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ScenarioError
+from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, clear_partials
+from .._progress import Progress, duration
+from ..engine import RunOptions, compile_seconds, open_spool, spool_chunk, warm_up
+from ..errors import ScenarioError
+from ..plan import compile_plan
+from ..results import RunFolder
+from ..scenario import load_scenario
+from ..simulation import collect, prepare
 
 log = logging.getLogger("simengine")
 
@@ -74,8 +81,6 @@ class Job:
 
     def load(self):
         """The validated :class:`~simengine.schema.Scenario`; raises ScenarioError on bad input."""
-        from .schema import load_scenario
-
         scenario = load_scenario(self.file)
         return scenario.with_overrides(self.overrides) if self.overrides else scenario
 
@@ -241,26 +246,15 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _job_key(scenario, paths: int | None, seed: int | None, chunk_paths: int | None) -> dict:
-    """The inputs a finished scenario was computed from: a resumed batch checks them."""
-    sim = scenario.model.simulation
-    return {"scenario_hash": scenario.file_hash,
-            "seed": int(seed if seed is not None else sim.seed),
-            "paths": int(paths if paths is not None else sim.paths),
-            "chunk_paths": int(chunk_paths if chunk_paths is not None else sim.chunk_paths)}
+    """The inputs a finished scenario was computed from (options resolved as a run resolves them):
+    a resumed batch compares them with the run folder's manifest."""
+    scenario, options = RunOptions.resolve(scenario, paths, seed, chunk_paths)
+    return options.key(scenario)
 
 
 def _same_run(manifest: dict, key: dict) -> bool:
-    """Whether a run folder's manifest was written for ``key`` (antithetic runs round up to even)."""
-    p, c = key["paths"], key["chunk_paths"]
-    return (manifest.get("scenario_hash") == key["scenario_hash"] and manifest.get("seed") == key["seed"]
-            and manifest.get("paths") in (p, p + p % 2) and manifest.get("chunk_paths") in (c, c + c % 2))
-
-
-def _clear_partials(folder: Path) -> None:
-    """Remove the temporary files a killed writer left (``.<name>.<hex>.partial``)."""
-    if folder.is_dir():
-        for stale in folder.glob(".*.partial"):
-            stale.unlink(missing_ok=True)
+    """Whether a run folder's manifest was written for ``key``."""
+    return all(manifest.get(name) == value for name, value in key.items())
 
 
 def _combined_key(part: Path) -> dict | None:
@@ -281,13 +275,11 @@ def write_combined(run_dir: Path, part: Path, meta: dict) -> None:
     columns (batch, scenario) are not in the file: readers take them from the folder names.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from .results import _atomic_parquet
-
-    summary = pq.read_table(run_dir / "summary.parquet")
-    pool = pq.read_table(run_dir / "pool_summary.parquet").to_pylist()[0]
-    manifest = _read_json(run_dir / "manifest.json") or {}
+    run = RunFolder(run_dir)
+    summary = run.arrow("summary")
+    pool = run.arrow("pool_summary").to_pylist()[0]
+    manifest = run.manifest
     n = summary.num_rows
     columns = {
         "scenario_name": pa.array([meta["scenario_name"]] * n, pa.string()),
@@ -302,10 +294,10 @@ def write_combined(run_dir: Path, part: Path, meta: dict) -> None:
             continue
         columns[f"pool_{name}"] = pa.array([value] * n, pa.float64())
     table = pa.table(columns)
-    provenance = (pq.read_schema(run_dir / "summary.parquet").metadata or {}).get(b"simengine", b"{}")
+    provenance = (summary.schema.metadata or {}).get(PROVENANCE_KEY, b"{}")
     part.parent.mkdir(parents=True, exist_ok=True)
-    _clear_partials(part.parent)
-    _atomic_parquet(part, [table], {b"simengine": provenance,
+    clear_partials(part.parent)
+    atomic_parquet(part, [table], {PROVENANCE_KEY: provenance,
                                     BATCH_KEY: json.dumps({"key": meta["key"], "run_dir": str(run_dir)}).encode()})
 
 
@@ -315,19 +307,15 @@ def prepare_step(scenario, paths, seed, chunk_paths, spool_dir: str):
 
     The spec's ``setup_timings`` gains ``prepare_seconds`` (plan, kernel load, pilot, spool).
     """
-    from .engine import open_spool, prepare
-
     t0 = time.perf_counter()
     spec = prepare(scenario, paths, seed, chunk_paths)
-    open_spool(spec, spool_dir)
+    open_spool(spec, spool_dir, stale="replace")  # the batch's own spool: parts of other inputs are dropped
     return spec._replace(setup_timings={**spec.setup_timings, "prepare_seconds": time.perf_counter() - t0})
 
 
 def chunk_step(spec, spool_dir: str, index: int) -> tuple[float | None, float, str]:
     """Chunk ``index`` into the spool: (kernel seconds or None if it was already there, wall
     seconds, the process that ran it as host:pid)."""
-    from .engine import spool_chunk
-
     t0 = time.perf_counter()
     seconds = spool_chunk(spec, Path(spool_dir), index)
     return seconds, time.perf_counter() - t0, f"{platform.node()}:{os.getpid()}"
@@ -338,20 +326,18 @@ def finish_step(spec, spool_dir: str, run_dir: str, part: str, meta: dict, chunk
 
     Returns the manifest row's chunk counts and timings.
     """
-    from .engine import _COMPILED, collect
-
     t0 = time.perf_counter()
     computed = [r for r in chunk_results if r[0] is not None]
     kernel = float(sum(r[0] for r in computed))
     simulate = float(sum(r[1] for r in chunk_results))  # chunk wall time, summed over workers
     prep = spec.setup_timings
-    timings = {**prep, "process_compile_seconds": _COMPILED["seconds"],
+    timings = {**prep, "process_compile_seconds": compile_seconds(),
                "setup_seconds": prep["prepare_seconds"] - prep["compile_seconds"],
                "simulate_seconds": simulate, "kernel_seconds": kernel,
                "chunks_computed": len(computed), "chunks_resumed": len(chunk_results) - len(computed)}
     run, spool = Path(run_dir), Path(spool_dir)
     run.mkdir(parents=True, exist_ok=True)
-    _clear_partials(run)
+    clear_partials(run)
     result = collect(spec, spool, spec.n_chunks, timings, owns_spool=False)
     result.to_parquet(run)
     del result
@@ -366,24 +352,10 @@ def finish_step(spec, spool_dir: str, run_dir: str, part: str, meta: dict, chunk
 
 def warm_step(scenario) -> float:
     """Compile or load the kernels in this process (seconds spent)."""
-    from .engine import warm_up
-    from .plan import compile_plan
-
     return warm_up(compile_plan(scenario))
 
 
 # ------------------------------------------------------------------------------------- progress
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
 class _BatchProgress:
     """Bars on a terminal (the batch's paths, and one per running scenario); otherwise a log
     line per finished chunk with the scenario's and the batch's ETA.
@@ -400,9 +372,7 @@ class _BatchProgress:
         self.scenarios: dict[str, dict] = {}
         self.bar = None
         if self.tty:
-            from .engine import _Progress
-
-            self.bar = _Progress(self.total, "batch", True)
+            self.bar = Progress(self.total, "batch", True)
 
     def begin(self, scenario_id: str, paths: int, n_chunks: int, planned: int) -> None:
         """A scenario starts its chunks: ``paths`` of them (``planned`` was counted in the total)."""
@@ -410,9 +380,7 @@ class _BatchProgress:
         state = {"paths": paths, "chunks": n_chunks, "done": 0, "computed": 0, "chunks_done": 0,
                  "start": time.perf_counter(), "bar": None}
         if self.tty:
-            from .engine import _Progress
-
-            state["bar"] = _Progress(paths, scenario_id, True)
+            state["bar"] = Progress(paths, scenario_id, True)
         self.scenarios[scenario_id] = state
 
     def chunk(self, scenario_id: str, paths: int, computed: bool) -> None:
@@ -432,8 +400,8 @@ class _BatchProgress:
         b_eta = (now - self.start) / self.computed * (self.total - self.done) if self.computed else math.nan
         log.info("%s: chunk %d/%d, %s/%s paths, ETA %s | batch: %d/%d scenarios finished, %.0f%% of paths, "
                  "%s elapsed, ETA %s", scenario_id, s["chunks_done"], s["chunks"], f"{s['done']:,}",
-                 f"{s['paths']:,}", _duration(s_eta), self.finished, self.n_scenarios,
-                 100.0 * self.done / self.total, _duration(now - self.start), _duration(b_eta))
+                 f"{s['paths']:,}", duration(s_eta), self.finished, self.n_scenarios,
+                 100.0 * self.done / self.total, duration(now - self.start), duration(b_eta))
 
     def end(self, scenario_id: str, planned: int) -> None:
         """A scenario is over, whatever its status: paths it did not run leave the batch's total."""
@@ -449,8 +417,7 @@ class _BatchProgress:
     def _retotal(self, change: int) -> None:
         self.total = max(1, self.total + change)
         if self.bar is not None and change:
-            self.bar.total = self.bar.bar.total = self.total
-            self.bar.bar.refresh()
+            self.bar.retotal(self.total)
 
     def close(self) -> None:
         for s in self.scenarios.values():
@@ -537,8 +504,6 @@ class Batch:
         """batch_manifest.json and .parquet, each replaced atomically."""
         import pyarrow as pa
 
-        from .results import _atomic_json, _atomic_parquet
-
         # scenarios of an earlier session that this one was not given stay listed (their
         # folders and combined parts are still in the batch)
         rows = list(self.rows.values()) + [r for sid, r in self.old_rows.items() if sid not in self.rows]
@@ -551,10 +516,10 @@ class Batch:
                 "layout": {"runs": "runs/<scenario_id>/", "spool": "spool/<scenario_id>/ (while running)",
                            "combined": f"combined/batch={self.batch_id}/scenario=<scenario_id>/part-0.parquet"},
                 "scenarios": rows}
-        _atomic_json(self.manifest_path, data)
+        atomic_json(self.manifest_path, data)
         table = pa.table({name: pa.array([r.get(name) for r in rows], type=getattr(pa, kind)())
                           for name, kind in ROW_FIELDS.items()})
-        _atomic_parquet(self.out / "batch_manifest.parquet", [table], {b"simengine_batch": json.dumps(
+        atomic_parquet(self.out / "batch_manifest.parquet", [table], {b"simengine_batch": json.dumps(
             {"batch": self.batch_id, "options": self.options}).encode()})
 
     def _row(self, job: Job, **values) -> dict:
@@ -573,7 +538,7 @@ class Batch:
         # the cluster comes up (or is reached) before anything is written: a wrong address leaves no folder
         with _dask_client(self.scheduler if todo else None) as client:
             self.out.mkdir(parents=True, exist_ok=True)
-            _clear_partials(self.out)
+            clear_partials(self.out)
             self.write_manifest()
             if todo:
                 progress = _BatchProgress(len(todo), sum(item.key["paths"] for item in todo))
@@ -607,7 +572,7 @@ class Batch:
             except Exception as exc:  # e.g. a pool file that went away after validation
                 self._record_error(job, FAILED, exc, traceback.format_exc())
                 continue
-            manifest = _read_json(self.run_dir(sid) / "manifest.json")
+            manifest = RunFolder.read_manifest(self.run_dir(sid))
             meta = {"scenario_name": scenario.name, "file": job.file, "overrides": job.overrides, "key": key}
             if manifest is not None and manifest.get("status") == OK:
                 if not _same_run(manifest, key):
@@ -654,7 +619,7 @@ class Batch:
         item.row.update(values, status=OK, error=None, combined_part=str(self.part(sid)), finished_at=_now(),
                         session=self.session, total_seconds=time.perf_counter() - item.t0)
         log.info("ok %s: %d chunks (%d computed, %d resumed) in %s", sid, values["chunks"],
-                 values["chunks_computed"], values["chunks_resumed"], _duration(item.row["total_seconds"]))
+                 values["chunks_computed"], values["chunks_resumed"], duration(item.row["total_seconds"]))
 
     def _start(self, item: _Item) -> None:
         item.t0 = time.perf_counter()

@@ -19,8 +19,10 @@ import math
 
 import numpy as np
 
-from .engine import PLAIN, Sampling, run_chunk
-from .plan import Plan
+from .._layout import P_CHI2, P_COLLECTIONS, P_Z_GLOBAL, T_DEFAULTED, T_LOSS
+from ..plan import Plan
+from .chunks import run_chunk
+from .sampling import Sampling
 
 ELITE = 0.1  # fraction of pilot paths kept while the target event is still rarer than this
 MIN_HITS = 50  # this many pilot defaults are enough to take the mean of their factor directly
@@ -38,8 +40,6 @@ def pilot(plan: Plan, seed: int, tranche: int, basis: int, pilot_paths: int, cop
     rounds (for the manifest). Deterministic in ``seed``: round r uses pilot paths
     ``PILOT_FIRST_PATH + r * pilot_paths ...``.
     """
-    from .kernels import P_CHI2, P_COLLECTIONS, P_Z_GLOBAL, T_DEFAULTED, T_LOSS
-
     mu = 0.0 if global_shift is None else float(global_shift)
     s = 1.0 if (chi2_scale is None or not copula_t) else float(chi2_scale)
     rounds = []
@@ -50,16 +50,16 @@ def pilot(plan: Plan, seed: int, tranche: int, basis: int, pilot_paths: int, cop
     scheduled = plan.pool.scheduled_total
     for r in range(MAX_ROUNDS):
         out = run_chunk(plan, seed, PILOT_FIRST_PATH + r * pilot_paths, pilot_paths, Sampling(mu, s, False))
-        w = out["weights"]
-        z = out["pool"][:, P_Z_GLOBAL]
-        hit = out["tranche"][:, basis, tranche, T_DEFAULTED] > 0
+        w = out.weights
+        z = out.pool[:, P_Z_GLOBAL]
+        hit = out.tranche[:, basis, tranche, T_DEFAULTED] > 0
         # closeness to default: the tranche's own loss first, then pool losses
-        pool_loss = 1.0 - out["pool"][:, P_COLLECTIONS] / scheduled if scheduled > 0 else np.zeros(len(w))
+        pool_loss = 1.0 - out.pool[:, P_COLLECTIONS] / scheduled if scheduled > 0 else np.zeros(len(w))
         n_hit = int(hit.sum())
         if n_hit >= min(n_elite, MIN_HITS):
             elite, last = hit, True
         else:
-            score = pool_loss + out["tranche"][:, basis, tranche, T_LOSS] + hit
+            score = pool_loss + out.tranche[:, basis, tranche, T_LOSS] + hit
             order = np.argsort(-score, kind="stable")
             elite = np.zeros(len(w), bool)
             elite[order[:n_elite]] = True
@@ -74,7 +74,7 @@ def pilot(plan: Plan, seed: int, tranche: int, basis: int, pilot_paths: int, cop
         new_s = s
         if free_s:
             nominal_mean = plan.pool.dof  # E[chi2] under the nominal measure
-            new_s = float((we * out["pool"][elite, P_CHI2]).sum() / we.sum() / nominal_mean)
+            new_s = float((we * out.pool[elite, P_CHI2]).sum() / we.sum() / nominal_mean)
             new_s = min(1.0, max(MIN_CHI2_SCALE, new_s))
         rounds.append(record)
         converged = abs(new_mu - mu) < 0.02 and abs(new_s - s) < 0.01
@@ -85,7 +85,8 @@ def pilot(plan: Plan, seed: int, tranche: int, basis: int, pilot_paths: int, cop
 
 
 def sampling_for(plan: Plan, scenario, seed: int) -> tuple[Sampling, dict]:
-    """The run's sampling measure from the scenario's ``[simulation]`` section."""
+    """The run's sampling measure from the scenario's ``[simulation]`` section, and a record of
+    how it was chosen (for the manifest)."""
     sim = scenario.model.simulation
     vr = sim.variance_reduction
     antithetic = "antithetic" in vr
@@ -99,6 +100,3 @@ def sampling_for(plan: Plan, scenario, seed: int) -> tuple[Sampling, dict]:
                            imp.global_shift, imp.chi2_scale)
     info = {"variance_reduction": vr, "target_tranche": name, "target_basis": imp.basis, **record}
     return chosen._replace(antithetic=antithetic), info
-
-
-__all__ = ["PLAIN", "Sampling", "pilot", "sampling_for"]

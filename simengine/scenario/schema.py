@@ -24,8 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .errors import MISSING, ScenarioError, ScenarioErrors
-from .ratings import rating_to_pd
+from ..errors import MISSING, ScenarioError, ScenarioErrors
+from ..ratings import rating_to_pd
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -1026,7 +1026,7 @@ def _unique(errors: list[ScenarioError]) -> list[ScenarioError]:
 
 
 def _ratings() -> list[str]:
-    from .ratings import _rating_pd
+    from ..ratings import _rating_pd
 
     return list(_rating_pd())
 

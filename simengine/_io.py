@@ -1,0 +1,107 @@
+"""Atomic writes and provenance: the one home for write-to-temp-then-rename.
+
+Every file a run or a batch writes goes through here, so a process killed at any moment
+(SIGKILL included) leaves either the old file, the new one, or a hidden ``.<name>.<hex>.partial``
+that :func:`clear_partials` removes; never a file that looks complete and is not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+
+PROVENANCE_KEY = b"simengine"  # Parquet schema-metadata key of a run's provenance
+
+
+def partial_name(path: Path) -> Path:
+    """The hidden temporary sibling a writer fills before renaming it to ``path``."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+
+
+def json_default(x):
+    """JSON for numpy scalars and non-finite floats (``null``); text for anything else."""
+    if isinstance(x, (np.floating, np.integer)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (int, float)):
+        return x
+    return str(x)
+
+
+def atomic_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all."""
+    tmp = partial_name(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON to ``path`` whole or not at all."""
+    atomic_bytes(path, json.dumps(data, indent=2, default=json_default).encode())
+
+
+def atomic_parquet(path: Path, tables: Iterable, meta: dict[bytes, bytes]) -> None:
+    """Write the pyarrow tables (one schema) as one Parquet file, whole or not at all.
+
+    ``meta`` is added to the schema metadata (e.g. ``{PROVENANCE_KEY: json}``); the tables may be
+    a generator, so a file larger than memory streams through one row group per table.
+    """
+    import pyarrow.parquet as pq
+
+    tmp = partial_name(path)
+    writer = None
+    try:
+        for table in tables:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_figure(path: Path, figure, fmt: str | None = None, dpi: int = 120) -> None:
+    """Save a matplotlib Figure to ``path`` (format from the suffix unless given), whole or not at all."""
+    tmp = partial_name(path)
+    try:
+        figure.savefig(tmp, dpi=dpi, format=fmt or path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def clear_partials(folder: Path) -> None:
+    """Remove the temporary files a killed writer left in ``folder`` (``.<name>.<hex>.partial``)."""
+    if folder.is_dir():
+        for stale in folder.glob(".*.partial"):
+            stale.unlink(missing_ok=True)
+
+
+def versions() -> dict:
+    """Versions of simengine, Python and the libraries that decide a run's numbers."""
+    import numba
+    import pandas
+    import pyarrow
+    import scipy
+
+    return {"simengine": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__,
+            "pyarrow": pyarrow.__version__}

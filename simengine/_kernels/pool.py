@@ -1,0 +1,291 @@
+"""One path's risk drivers: systematic factors, demand, obsolescence, licensee defaults,
+invalidations and re-licensing, turned into per-period collections; and the providers' default
+periods. Everything random is addressed by (seed, path, stream, index) only.
+
+Cost per path: O(licences + periods · (industries + royalty groups) + industries · technologies);
+a defaulting licensee's period search starts from a linear guess (a few steps, at most periods).
+No loop runs over licences × periods.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+from ..rng import (S_CHI2, S_DEMAND, S_FACTOR, S_GLOBAL, S_INVALIDATION, S_LICENSEE, S_OBSOLESCENCE,
+                   S_PROVIDER, S_RECOVERY, gamma_at, normal_at, path_key, stream_key, uniform_at)
+from .distributions import upper_tail_normal, upper_tail_t
+from .hazard import first_period_exceeding, first_period_reaching, screen_index
+
+
+@jit
+def pool_scratch(pp, n_factors):
+    """Working arrays of :func:`pool_path`, one set per thread, in its ``scratch`` order."""
+    T = pp.periods
+    n_ind = pp.demand_drift_annual.shape[0]
+    return (np.empty(T), np.empty(n_factors), np.empty((n_ind, T)), np.empty((n_ind, T)),
+            np.empty((n_ind, pp.obsolescence_hazard_annual.shape[0]), np.int64),
+            np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
+            np.empty(pp.licensee_hazard_annual.shape[0], np.int64),
+            np.zeros((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
+
+
+@jit
+def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
+              provider_period):
+    """Simulate one path's risk drivers and collections.
+
+    Parameters
+    ----------
+    pp : PoolPlan
+    seed, path : int
+        The path's address; nothing else decides its random numbers.
+    global_shift : float
+        Importance sampling: mean of the global factor (0 = plain Monte Carlo).
+    chi2_scale : float
+        Importance sampling, Student-t copula: the chi-square mixing variable is drawn with its
+        scale times this (1 = plain; below 1 = heavier joint tails).
+    antithetic : bool
+        Paths 2m and 2m+1 share an address; the odd one negates every normal draw and flips
+        every invalidation uniform (gamma draws are shared).
+    scratch : tuple from :func:`pool_scratch`:
+        g_global : ndarray(float64), shape (periods,)          per-period global shocks
+        factors : ndarray(float64), shape (factors,)           systematic factors
+        demand_x : ndarray(float64), shape (industries, periods)   demand index exp(log-demand),
+            filled only for industries with running royalties
+        clock : ndarray(float64), shape (industries, periods)      cumulative hazard clock (years)
+        screen : ndarray(int64), shape (industries, technologies)   survivor-screen grid index
+        obs_period : ndarray(int64), shape (technologies,)     obsolescence period or ``periods``
+        licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
+        group_diff : ndarray(float64), shape (groups, periods + 1)   zero on entry, left zero
+        cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)
+    collections : ndarray(float64), shape (periods,)       out: royalties collected per period
+    cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
+    provider_period : ndarray(int64), shape (providers,)   out: provider default periods
+
+    Returns
+    -------
+    (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
+    ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
+    cumulative default fraction by count is left in ``count_diff[:periods]`` (``scratch[9]``).
+    """
+    (g_global, factors, demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff,
+     count_diff) = scratch
+    T = pp.periods
+    dt = pp.dt_years
+    flip = antithetic and (path & 1) == 1
+    sign = -1.0 if flip else 1.0
+    key = path_key(seed, path >> 1 if antithetic else path)
+    # global factor as the scaled sum of per-period shocks: N(0, 1), and demand sees the same shocks
+    sk = stream_key(key, S_GLOBAL)
+    delta = global_shift / math.sqrt(T)
+    total = 0.0
+    for t in range(T):
+        g_global[t] = sign * normal_at(sk, t) + delta
+        total += g_global[t]
+    z_global = total / math.sqrt(T)
+    log_weight = -global_shift * z_global + 0.5 * global_shift * global_shift
+
+    n_f = factors.shape[0]
+    sk = stream_key(key, S_FACTOR)
+    if pp.factor_identity:
+        factors[0] = z_global
+        for k in range(1, n_f):
+            factors[k] = sign * normal_at(sk, k)
+    else:
+        for k in range(n_f):
+            acc = pp.factor_root[k, 0] * z_global
+            for j in range(1, k + 1):
+                acc += pp.factor_root[k, j] * sign * normal_at(sk, j)
+            factors[k] = acc
+    mixing = 1.0
+    chi2 = math.nan
+    if pp.copula_t:
+        # chi2 = 2 G s, G ~ Gamma(dof/2, 1); the nominal s is 1, so the ratio is s^(dof/2) e^(G(1-s))
+        g = gamma_at(stream_key(key, S_CHI2), 0, 0.5 * pp.dof)
+        chi2 = 2.0 * g * chi2_scale
+        mixing = math.sqrt(pp.dof / chi2)
+        if chi2_scale != 1.0:
+            log_weight += 0.5 * pp.dof * math.log(chi2_scale) + g * (1.0 - chi2_scale)
+    weight = math.exp(log_weight)
+
+    # demand: log-demand per industry; clock = integral of the demand hazard multiplier
+    n_ind = demand_x.shape[0]
+    sk = stream_key(key, S_DEMAND)
+    sqdt = math.sqrt(dt)
+    for j in range(n_ind):
+        x = 0.0
+        acc = 0.0
+        vol = pp.demand_vol_annual[j]
+        c = pp.demand_loading[j]
+        idio = math.sqrt(max(0.0, 1.0 - c * c))
+        elas = pp.demand_elasticity[j]
+        for t in range(T):
+            if pp.demand_on:
+                drift = pp.demand_drift_annual[j]
+                if t < pp.demand_shock_periods:
+                    drift += pp.demand_shock_drift_annual
+                e = c * g_global[t]
+                if vol > 0.0:
+                    e += idio * sign * normal_at(sk, j * T + t)
+                x += (drift - 0.5 * vol * vol - pp.demand_reversion_annual[j] * x) * dt + vol * sqdt * e
+            if pp.industry_running[j]:  # exp once here, not once per royalty group
+                demand_x[j, t] = math.exp(x)
+            acc += dt * (math.exp(pp.demand_hazard_adjust[j, t] - elas * x) if elas != 0.0 else 1.0)
+            clock[j, t] = acc
+
+    # obsolescence per technology: a one-factor Gaussian copula on the global factor
+    n_tech = obs_period.shape[0]
+    sk = stream_key(key, S_OBSOLESCENCE)
+    b = pp.obsolescence_loading
+    b_idio = math.sqrt(max(0.0, 1.0 - b * b))
+    n_obsolete = 0
+    for k in range(n_tech):
+        period = T
+        if pp.obsolescence_on:
+            if pp.obsolescence_forced_period[k] >= 0:
+                period = pp.obsolescence_forced_period[k]
+            elif pp.obsolescence_hazard_annual[k] > 0.0:
+                y = b * z_global + b_idio * sign * normal_at(sk, k)
+                exposure = -math.log(upper_tail_normal(y))
+                period = first_period_exceeding(exposure, pp.obsolescence_hazard_annual[k], dt, T)
+        obs_period[k] = period
+        if period < T:
+            n_obsolete += 1
+
+    # licensee default: latent variable against the path-dependent cumulative hazard
+    for t in range(T + 1):
+        cdr_diff[t] = 0.0
+        count_diff[t] = 0.0
+    n_ls = licensee_period.shape[0]
+    sk = stream_key(key, S_LICENSEE)
+    n_defaults = 0
+    # survivor screen: the grid point at or above the end-of-deal cumulative hazard of each
+    # industry and technology (a technology made obsolete with a multiplier bends the clock from
+    # then on; monotone, so the end value bounds every period's)
+    n_grid = pp.survival_threshold.shape[1]
+    for j in range(n_ind):
+        h = clock[j, T - 1]
+        m = screen_index(h, pp.threshold_h0, pp.threshold_log_ratio, n_grid)
+        for k in range(n_tech):
+            k_obs = obs_period[k]
+            mult = pp.obsolescence_multiplier[k]
+            if k_obs < T and mult != 1.0:
+                base = clock[j, k_obs - 1] if k_obs > 0 else 0.0
+                screen[j, k] = screen_index(base + mult * (h - base), pp.threshold_h0, pp.threshold_log_ratio,
+                                             n_grid)
+            else:
+                screen[j, k] = m
+    for i in range(n_ls):
+        period = T
+        if pp.default_on:
+            latent = (pp.licensee_load_global * factors[0]
+                      + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
+                      + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
+                      + pp.licensee_idio[i] * sign * normal_at(sk, i)) * mixing
+            m = screen[pp.licensee_industry[i], pp.licensee_technology[i]]
+            if m >= 0 and latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
+                licensee_period[i] = T
+                continue
+            # exposure = -log(1 - U) with U the copula uniform; low latent = early default
+            u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
+            exposure = -math.log1p(-u)
+            need = exposure / pp.licensee_hazard_annual[i] if pp.licensee_hazard_annual[i] > 0.0 else math.inf
+            j = pp.licensee_industry[i]
+            k_obs = obs_period[pp.licensee_technology[i]]
+            mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
+            base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
+            period = first_period_reaching(clock, j, k_obs, base, mult, need)
+        licensee_period[i] = period
+        if period < T:
+            n_defaults += 1
+            count_diff[period] += 1.0
+
+    # licences → royalty groups (difference arrays over periods; all zero on entry, see below)
+    n_grp = group_diff.shape[0]
+    sk_inv = stream_key(key, S_INVALIDATION)
+    sk_rec = stream_key(key, S_RECOVERY)
+    n_lic = pp.licence_royalty.shape[0]
+    n_invalidated = 0
+    for i in range(n_lic):
+        start = pp.licence_start[i]
+        last = pp.licence_last[i]
+        g = pp.licence_group[i]
+        tau = licensee_period[pp.licence_licensee[i]]
+        inval = T
+        h_inv = pp.licence_invalidation_hazard_annual[i]
+        if h_inv > 0.0:
+            u_inv = uniform_at(sk_inv, i)
+            if flip:
+                u_inv = 1.0 - u_inv
+            if u_inv <= pp.licence_invalidation_u_max[i]:
+                inval = first_period_exceeding(-math.log1p(-u_inv), h_inv, dt, T)
+            if inval < T:
+                n_invalidated += 1
+        stop = min(last + 1, min(tau, inval))
+        amount = pp.licence_royalty[i]
+        if start < stop:
+            group_diff[g, start] += amount
+            group_diff[g, stop] -= amount
+        if tau <= last:
+            cdr_diff[tau] += pp.licence_scheduled_amount[i]
+            # re-licensing: recovers nothing once the IP is obsolete, expired or invalidated
+            r_start = max(tau + pp.relicense_lag, start)
+            r_stop = min(last + 1, min(inval, obs_period[pp.licence_technology[i]]))
+            rec = pp.licence_recovery[i]
+            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_stop:  # addressed: skipping is free
+                s2 = pp.recovery_stdev * pp.recovery_stdev
+                conc = rec * (1.0 - rec) / s2 - 1.0
+                ga = gamma_at(sk_rec, 2 * i, rec * conc)
+                gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
+                rec = ga / (ga + gb)
+            if rec > 0.0 and r_start < r_stop:
+                group_diff[g, r_start] += rec * amount
+                group_diff[g, r_stop] -= rec * amount
+
+    for t in range(T):
+        collections[t] = 0.0
+    # each difference is zeroed as it is consumed, ready for the scratch's next path
+    for g in range(n_grp):
+        running_amount = 0.0
+        if pp.group_running[g]:
+            j = pp.group_industry[g]
+            k = pp.group_technology[g]
+            kept = 1.0 - pp.obsolescence_severity[k]
+            floor = pp.group_floor_ratio[g]
+            t_obs = obs_period[k]
+            for t in range(T):
+                running_amount += group_diff[g, t]
+                group_diff[g, t] = 0.0
+                m = demand_x[j, t]
+                if t >= t_obs:
+                    m *= kept
+                if m < floor:
+                    m = floor
+                collections[t] += running_amount * m
+        else:
+            for t in range(T):
+                running_amount += group_diff[g, t]
+                group_diff[g, t] = 0.0
+                collections[t] += running_amount
+        group_diff[g, T] = 0.0
+    acc = 0.0
+    cnt = 0.0
+    for t in range(T):
+        acc += cdr_diff[t]
+        cdr[t] = acc / pp.scheduled_total if pp.scheduled_total > 0.0 else 0.0
+        cnt += count_diff[t]
+        count_diff[t] = cnt / n_ls
+
+    # providers: same copula, loading on the global factor only (wrong-way risk); each row draws
+    # at its own stream index, so adding or removing one provider leaves the others' draws alone
+    sk = stream_key(key, S_PROVIDER)
+    for j in range(provider_period.shape[0]):
+        a = pp.provider_loading[j]
+        e = sign * normal_at(sk, pp.provider_stream[j])
+        latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * e) * mixing
+        u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
+        provider_period[j] = first_period_exceeding(-math.log1p(-u), pp.provider_hazard_annual[j], dt, T)
+    return weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated

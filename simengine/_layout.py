@@ -1,0 +1,149 @@
+"""The kernels' input/output contract: named columns of every array they fill, and their allocation.
+
+One home for the layout: the kernels index by these constants, the engine turns the arrays into
+tables by these names, results and tests decode ledgers with :func:`ledger_columns`. Names of
+output columns are the Parquet column names they become. Adding a provider kind means adding it
+to :data:`PROVIDER_KINDS` (its draw, need and failure columns follow) and giving the scenario and
+the plan a row for it.
+
+Every index is a module-level int, so numba folds it into the compiled code as a constant.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------- providers
+PROVIDER_KINDS = ("commitment", "guarantee")  # asked for a shortfall in this order
+N_PROVIDER_KINDS = len(PROVIDER_KINDS)
+K_COMMITMENT = PROVIDER_KINDS.index("commitment")
+K_GUARANTEE = PROVIDER_KINDS.index("guarantee")
+
+# ------------------------------------------------- per-tranche outputs: (paths, bases, tranches, N_TRANCHE_OUT)
+BASIS_STANDALONE, BASIS_ENHANCED = 0, 1  # standalone: no provider is asked
+TRANCHE_OUT = ("loss_fraction", "pv_loss_fraction", "interest_shortfall_amount", "first_shortfall_period",
+               "wal_years", "defaulted", *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS))
+N_TRANCHE_OUT = len(TRANCHE_OUT)
+T_LOSS = TRANCHE_OUT.index("loss_fraction")
+T_PV_LOSS = TRANCHE_OUT.index("pv_loss_fraction")
+T_INTEREST_SHORTFALL = TRANCHE_OUT.index("interest_shortfall_amount")
+T_FIRST_SHORTFALL = TRANCHE_OUT.index("first_shortfall_period")  # 1-based period; -1 = never
+T_WAL = TRANCHE_OUT.index("wal_years")
+T_DEFAULTED = TRANCHE_OUT.index("defaulted")  # 0 or 1
+T_DRAW = TRANCHE_OUT.index(f"{PROVIDER_KINDS[0]}_draw_amount")  # kind j's draws at T_DRAW + j
+TRANCHE_DRAWS = TRANCHE_OUT[T_DRAW:T_DRAW + N_PROVIDER_KINDS]
+
+# ----------------------------------------------------------------- per-path pool outputs: (paths, N_POOL_OUT)
+POOL_OUT = ("licensee_defaults", "obsolete_technologies", "invalidations", "collections_amount",
+            "global_factor", "chi2_mixing")
+N_POOL_OUT = len(POOL_OUT)
+P_DEFAULTS = POOL_OUT.index("licensee_defaults")
+P_OBSOLETE = POOL_OUT.index("obsolete_technologies")
+P_INVALIDATED = POOL_OUT.index("invalidations")
+P_COLLECTIONS = POOL_OUT.index("collections_amount")
+P_Z_GLOBAL = POOL_OUT.index("global_factor")
+P_CHI2 = POOL_OUT.index("chi2_mixing")  # NaN without a Student-t copula
+
+# ------------------------------------------------- per-path provider flags, enhanced basis: (paths, N_FLAGS)
+FLAG_WHAT = ("needed", "provider_failed")  # asked for a shortfall; asked after its own default
+F_NEEDED, F_FAILED = 0, 1
+FLAGS = tuple(f"{kind}_{what}" for kind in PROVIDER_KINDS for what in FLAG_WHAT)  # kind j at 2 j + F_*
+N_FLAGS = len(FLAGS)
+
+# --------------------------------------------------------------------- waterfall state (scratch)
+# rows are tranches for the S_* tranche columns, providers for S_PROVIDER_USED, triggers for the
+# S_TRIGGER_* columns and provider kinds for S_KIND_DRAWN
+STATE = ("wal_numerator", "missed_interest", "interest_due", "interest_paid", "principal_paid",
+         *(f"{kind}_draw" for kind in PROVIDER_KINDS),
+         "provider_used", "trigger_breach", "trigger_latched", "kind_drawn")
+STATE_COLUMNS = len(STATE)
+S_WAL_NUMERATOR = STATE.index("wal_numerator")  # years x principal paid
+S_MISSED = STATE.index("missed_interest")  # 1: a non-deferrable interest payment was missed
+S_INTEREST_DUE = STATE.index("interest_due")  # this period
+S_INTEREST_PAID = STATE.index("interest_paid")  # this period
+S_PRINCIPAL_PAID = STATE.index("principal_paid")  # this period
+S_DRAW = STATE.index(f"{PROVIDER_KINDS[0]}_draw")  # this period's draws of kind j at S_DRAW + j
+S_PROVIDER_USED = STATE.index("provider_used")  # a provider's draws so far (against its cap)
+S_TRIGGER_BREACH = STATE.index("trigger_breach")  # consecutive periods in breach
+S_TRIGGER_LATCHED = STATE.index("trigger_latched")  # a non-curable trigger that has fired
+S_KIND_DRAWN = STATE.index("kind_drawn")  # this period's draws of a provider kind, all tranches
+
+
+def state_rows(tranches: int, triggers: int, providers: int) -> int:
+    """Rows of the waterfall state: enough for every tranche, trigger, provider and kind."""
+    return max(tranches, triggers, providers, N_PROVIDER_KINDS)
+
+
+# ------------------------------------------------------------------ ledgers: (paths, periods, width)
+LEDGER_DEAL = ("collections_amount", "fees_paid_amount", "reserve_start_amount", "reserve_end_amount",
+               *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS), "residual_amount",
+               "cumulative_default_rate", "dscr", "sequential", "trap", "accelerated")
+LEDGER_TRANCHE = ("interest_due_amount", "interest_paid_amount", "principal_paid_amount", "balance_amount",
+                  "interest_carried_amount", *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS))
+N_LEDGER_DEAL = len(LEDGER_DEAL)
+N_LEDGER_TRANCHE = len(LEDGER_TRANCHE)
+L_COLLECTIONS = LEDGER_DEAL.index("collections_amount")
+L_FEES_PAID = LEDGER_DEAL.index("fees_paid_amount")
+L_RESERVE_START = LEDGER_DEAL.index("reserve_start_amount")
+L_RESERVE_END = LEDGER_DEAL.index("reserve_end_amount")
+L_DRAW = LEDGER_DEAL.index(f"{PROVIDER_KINDS[0]}_draw_amount")  # kind j at L_DRAW + j
+L_RESIDUAL = LEDGER_DEAL.index("residual_amount")
+L_CDR = LEDGER_DEAL.index("cumulative_default_rate")
+L_DSCR = LEDGER_DEAL.index("dscr")
+L_SEQUENTIAL = LEDGER_DEAL.index("sequential")
+L_TRAP = LEDGER_DEAL.index("trap")
+L_ACCELERATED = LEDGER_DEAL.index("accelerated")
+LT_INTEREST_DUE = LEDGER_TRANCHE.index("interest_due_amount")
+LT_INTEREST_PAID = LEDGER_TRANCHE.index("interest_paid_amount")
+LT_PRINCIPAL_PAID = LEDGER_TRANCHE.index("principal_paid_amount")
+LT_BALANCE = LEDGER_TRANCHE.index("balance_amount")
+LT_CARRIED = LEDGER_TRANCHE.index("interest_carried_amount")
+LT_DRAW = LEDGER_TRANCHE.index(f"{PROVIDER_KINDS[0]}_draw_amount")  # kind j at LT_DRAW + j
+
+
+def ledger_width(tranches: int) -> int:
+    """Columns of one period's ledger row: the deal block, then one block per tranche."""
+    return N_LEDGER_DEAL + tranches * N_LEDGER_TRANCHE
+
+
+def ledger_columns(tranche_names) -> list[tuple[str, str, int]]:
+    """(owner, item, column) of every ledger column; owner is ``"deal"`` or a tranche name."""
+    cols = [("deal", name, i) for i, name in enumerate(LEDGER_DEAL)]
+    for k, tranche in enumerate(tranche_names):
+        cols += [(tranche, name, N_LEDGER_DEAL + k * N_LEDGER_TRANCHE + j) for j, name in enumerate(LEDGER_TRANCHE)]
+    return cols
+
+
+# ----------------------------------------------------------------------------------- allocation
+class ChunkOutputs(NamedTuple):
+    """What :func:`simengine._kernels.chunk.simulate_chunk` fills for n paths.
+
+    tranche : ndarray(float64), shape (n, 2, tranches, N_TRANCHE_OUT)   bases: BASIS_*
+    triggers : ndarray(uint8), shape (n, triggers)       1 if the trigger was ever active (enhanced)
+    flags : ndarray(float64), shape (n, N_FLAGS)         provider need / failure (enhanced)
+    pool : ndarray(float64), shape (n, N_POOL_OUT)
+    cum_default : ndarray(float32), shape (n, periods)   cumulative licensee default fraction (count)
+    weights : ndarray(float64), shape (n,)               likelihood ratios (1 for plain Monte Carlo)
+    """
+
+    tranche: np.ndarray
+    triggers: np.ndarray
+    flags: np.ndarray
+    pool: np.ndarray
+    cum_default: np.ndarray
+    weights: np.ndarray
+
+
+def allocate_chunk(paths: int, tranches: int, triggers: int, periods: int) -> ChunkOutputs:
+    """Zeroed outputs for a chunk of ``paths`` paths."""
+    return ChunkOutputs(tranche=np.zeros((paths, 2, tranches, N_TRANCHE_OUT)),
+                        triggers=np.zeros((paths, triggers), np.uint8), flags=np.zeros((paths, N_FLAGS)),
+                        pool=np.zeros((paths, N_POOL_OUT)), cum_default=np.zeros((paths, periods), np.float32),
+                        weights=np.zeros(paths))
+
+
+def allocate_ledgers(paths: int, periods: int, tranches: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed (ledgers, collections): shapes (paths, periods, ledger width) and (paths, periods)."""
+    return np.zeros((paths, periods, ledger_width(tranches))), np.zeros((paths, periods))

@@ -1,0 +1,84 @@
+"""Common random numbers: a variant of a prepared run, re-run on the same paths, paired.
+
+Every random number is a pure function of (seed, path, stream, index), so re-running a variant
+of the scenario (other hazards, drivers switched off, another structure) at the same path
+addresses under the same sampling measure changes only what the variant changes; the difference
+of a per-path statistic between two variants then has the standard error of its per-path
+differences, usually far below that of either estimate.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._layout import BASIS_ENHANCED, BASIS_STANDALONE, TRANCHE_OUT
+from ..engine import RunSpec, run_chunk
+from ..plan import Plan, compile_plan
+from ..stats import weighted_mean_se
+
+BASES = ((BASIS_ENHANCED, "enhanced"), (BASIS_STANDALONE, "standalone"))
+
+
+class Paired(NamedTuple):
+    """A statistic's mean under two variants and their paired difference, with standard errors."""
+
+    base: float
+    base_se: float
+    variant: float
+    variant_se: float
+    difference: float  # variant - base
+    difference_se: float
+
+
+class CommonRandomNumbers:
+    """Variants of one prepared run on its first ``paths`` path addresses, under its measure.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        The prepared run: scenario, plan, seed, chunking and sampling measure (frozen: no pilot).
+    paths : int
+        How many of the run's paths to re-run (the first ones).
+    """
+
+    def __init__(self, spec: RunSpec, paths: int):
+        self.spec = spec
+        self.paths = int(paths)
+        self.pairs = bool(spec.sampling.antithetic)
+        self._plans: dict[str, Plan] = {}
+
+    def plan(self, overrides: dict | None = None) -> Plan:
+        """The compiled plan of the variant ``overrides`` (dotted keys) of the run's scenario."""
+        if not overrides:
+            return self.spec.plan
+        key = repr(sorted(overrides.items()))
+        if key not in self._plans:
+            self._plans[key] = compile_plan(self.spec.scenario.with_overrides(overrides))
+        return self._plans[key]
+
+    def weighted(self, column: str, overrides: dict | None = None) -> np.ndarray:
+        """w · x per path of a per-tranche output column (a name of ``_layout.TRANCHE_OUT``).
+
+        Returns ndarray(float64), shape (paths, 2, tranches): both bases (``_layout.BASIS_*``).
+        """
+        plan = self.plan(overrides)
+        c = TRANCHE_OUT.index(column)
+        spec = self.spec
+        parts = []
+        for first in range(0, self.paths, spec.chunk_paths):
+            out = run_chunk(plan, spec.seed, first, min(spec.chunk_paths, self.paths - first), spec.sampling)
+            parts.append(out.tranche[:, :, :, c] * out.weights[:, None, None])
+        return np.concatenate(parts)
+
+    def mean_se(self, weighted: np.ndarray) -> tuple[float, float]:
+        """Mean and standard error of one column of :meth:`weighted` (pairs kept together)."""
+        return weighted_mean_se(weighted, np.ones(len(weighted)), self.pairs)
+
+    def paired(self, base: np.ndarray, variant: np.ndarray) -> Paired:
+        """Means of two weighted columns over the same paths and of their per-path difference."""
+        b, b_se = self.mean_se(base)
+        v, v_se = self.mean_se(variant)
+        d, d_se = self.mean_se(variant - base)
+        return Paired(b, b_se, v, v_se, d, d_se)

@@ -1,0 +1,112 @@
+"""The only caller of the kernels: a chunk of paths into caller-allocated arrays, ledgers of
+chosen paths, and the arrays of a chunk as the per-path Parquet tables of SPEC §5."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from .._layout import (BASIS_ENHANCED, BASIS_STANDALONE, FLAGS, P_CHI2, P_COLLECTIONS, P_DEFAULTS,
+                       P_INVALIDATED, P_OBSOLETE, P_Z_GLOBAL, T_FIRST_SHORTFALL, TRANCHE_DRAWS, TRANCHE_OUT,
+                       ChunkOutputs, allocate_chunk, allocate_ledgers)
+from .._kernels import chunk as kernels
+from ..plan import Plan
+from .sampling import PLAIN, Sampling
+
+# numba compiles on a kernel's first call (or loads it from its cache): see warm_up
+_COMPILED = {"done": False, "seconds": 0.0}
+
+
+def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling = PLAIN) -> ChunkOutputs:
+    """Simulate paths ``first_path .. first_path + n - 1``; returns the kernel's output arrays."""
+    out = allocate_chunk(n, len(plan.tranche_names), len(plan.trigger_names), plan.periods)
+    kernels.simulate_chunk(plan.pool, plan.waterfall, np.int64(seed), np.int64(first_path),
+                              float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
+                              plan.pool.factor_root.shape[0], *out)
+    return out
+
+
+def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN) -> tuple[np.ndarray, np.ndarray]:
+    """Per-period ledgers (enhanced basis) of the given paths.
+
+    paths : ndarray(int64), shape (n,)
+    Returns (ledgers, collections): shapes (n, periods, ledger width) and (n, periods); ledger
+    columns are named by :func:`simengine._layout.ledger_columns`.
+    """
+    paths = np.ascontiguousarray(paths, np.int64)
+    led, col = allocate_ledgers(len(paths), plan.periods, len(plan.tranche_names))
+    out = allocate_chunk(len(paths), len(plan.tranche_names), len(plan.trigger_names), plan.periods)
+    kernels.simulate_block(plan.pool, plan.waterfall, np.int64(seed), paths, np.int64(0),
+                              float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
+                              plan.pool.factor_root.shape[0], *out, led, col)
+    return led, col
+
+
+def warm_up(plan: Plan) -> float:
+    """Compile (or load from cache) the kernels once per process.
+
+    Returns the seconds this call spent (0 once the process has warmed up); the first call's
+    figure stays available from :func:`compile_seconds` for manifests.
+    """
+    if _COMPILED["done"]:
+        return 0.0
+    start = time.perf_counter()
+    run_chunk(plan, 0, 0, 1)
+    ledgers(plan, 0, np.zeros(1, np.int64))
+    _COMPILED["seconds"] = time.perf_counter() - start
+    _COMPILED["done"] = True
+    return _COMPILED["seconds"]
+
+
+def compile_seconds() -> float:
+    """Seconds this process spent compiling or loading the kernels (0 before :func:`warm_up`)."""
+    return _COMPILED["seconds"]
+
+
+def chunk_tables(plan: Plan, first_path: int, out: ChunkOutputs) -> tuple[pa.Table, pa.Table]:
+    """One chunk's arrays as its (tranche_losses, pool_paths) tables (SPEC §5 columns)."""
+    n = out.weights.shape[0]
+    n_tr = len(plan.tranche_names)
+    paths = np.arange(first_path, first_path + n, dtype=np.int64)
+
+    def column(basis: int, name: str) -> pa.Array | np.ndarray:
+        v = out.tranche[:, basis, :, TRANCHE_OUT.index(name)].reshape(-1)
+        if TRANCHE_OUT.index(name) == T_FIRST_SHORTFALL:
+            return pa.array(v.astype(np.int32), mask=v < 0)
+        return v > 0 if name == "defaulted" else v
+
+    tranche_col = pa.DictionaryArray.from_arrays(
+        pa.array(np.tile(np.arange(n_tr, dtype=np.int32), n)), pa.array(list(plan.tranche_names)))
+    cols = {"path": np.repeat(paths, n_tr), "tranche": tranche_col, "weight": np.repeat(out.weights, n_tr)}
+    cols.update({name: column(BASIS_ENHANCED, name) for name in TRANCHE_OUT})
+    cols.update({"standalone_" + name: column(BASIS_STANDALONE, name) for name in TRANCHE_OUT
+                 if name not in TRANCHE_DRAWS})  # the standalone basis asks no provider
+    tl = pa.table(cols)
+
+    pool = out.pool
+    T = plan.periods
+    collected = pool[:, P_COLLECTIONS]
+    scheduled = plan.pool.scheduled_total
+    cols = {
+        "path": paths,
+        "weight": out.weights,
+        "licensee_defaults": pool[:, P_DEFAULTS].astype(np.int32),
+        "obsolete_technologies": pool[:, P_OBSOLETE].astype(np.int32),
+        "invalidations": pool[:, P_INVALIDATED].astype(np.int32),
+        "collections_amount": collected,
+        "pool_loss_fraction": 1.0 - collected / scheduled if scheduled > 0 else np.zeros(n),
+        "default_fraction": out.cum_default[:, T - 1].astype(np.float64),
+        "global_factor": pool[:, P_Z_GLOBAL],
+        "chi2_mixing": pool[:, P_CHI2],
+    }
+    for j, name in enumerate(plan.trigger_names):
+        cols[f"trigger_{name}"] = out.triggers[:, j] > 0
+    for c, name in enumerate(FLAGS):
+        cols[name] = out.flags[:, c] > 0
+    pp = pa.table(cols)
+    flat = pa.array(out.cum_default.reshape(-1), type=pa.float32())
+    offsets = pa.array(np.arange(0, (n + 1) * T, T, dtype=np.int32))
+    pp = pp.append_column("cumulative_default_fraction", pa.ListArray.from_arrays(offsets, flat))
+    return tl, pp

@@ -1,0 +1,210 @@
+"""A run's options resolved once, its spec, and its spool: per-chunk Parquet parts on disk.
+
+Memory is set by ``chunk_paths``: each chunk's per-path tables go to a Parquet part in a spool
+folder and are dropped; statistics are computed afterwards from the parts, in path order, so no
+number depends on how the paths were split. A spool is stamped with its run's fingerprint (the
+resolved scenario, every option that decides a chunk, and a hash of the model code), so a resume
+never mixes parts computed under other inputs, other defaults or other code.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from .._io import atomic_json, atomic_parquet
+from .._version import __version__
+from ..plan import Plan
+from ..scenario import Scenario
+from .chunks import chunk_tables, run_chunk
+from .sampling import Sampling
+
+log = logging.getLogger("simengine")
+PACKAGE = Path(__file__).resolve().parents[1]
+STAMP = "spool.json"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """A run's options with every default filled in and antithetic rounding applied.
+
+    The one place where ``--paths`` / ``--seed`` / ``--chunk-paths`` / ``--variance-reduction`` /
+    ``--tranche`` meet the scenario's ``[simulation]`` defaults: ``run``, ``batch`` and resume
+    checks all go through :meth:`resolve`. With antithetic pairs, paths and chunk sizes are
+    rounded up to even numbers, so a pair never straddles a chunk.
+    """
+
+    paths: int
+    seed: int
+    chunk_paths: int
+    antithetic: bool
+    target_rse: float | None = None
+    target_tranche: str | None = None
+
+    @classmethod
+    def resolve(cls, scenario: Scenario, paths: int | None = None, seed: int | None = None,
+                chunk_paths: int | None = None, variance_reduction: str | None = None, tranche: str | None = None,
+                target_rse: float | None = None) -> tuple[Scenario, RunOptions]:
+        """(the scenario with the sampling options applied, the resolved options).
+
+        ``variance_reduction`` and ``tranche`` go through :meth:`Scenario.with_overrides`, so a bad
+        value is the same :class:`~simengine.errors.ScenarioError` a scenario file would give.
+        """
+        overrides = {}
+        if variance_reduction is not None:
+            overrides["simulation.variance_reduction"] = variance_reduction
+        if tranche is not None:
+            overrides["simulation.importance.tranche"] = tranche
+        if overrides:
+            scenario = scenario.with_overrides(overrides)
+        sim = scenario.model.simulation
+        paths = int(paths if paths is not None else sim.paths)
+        seed = int(seed if seed is not None else sim.seed)
+        chunk = int(chunk_paths if chunk_paths is not None else sim.chunk_paths)
+        if paths < 1 or chunk < 1 or not (0 <= seed < 2**63):
+            raise ValueError(f"paths ({paths}) and chunk_paths ({chunk}) >= 1 and 0 <= seed < 2**63 ({seed})")
+        if target_rse is not None and not target_rse > 0:
+            raise ValueError(f"target_rse ({target_rse}) must be > 0")
+        antithetic = "antithetic" in sim.variance_reduction
+        if antithetic:
+            paths += paths % 2
+            chunk += chunk % 2
+        target = (sim.importance.tranche or scenario.model.structure.tranches[0].name) if target_rse else None
+        return scenario, cls(paths, seed, chunk, antithetic, target_rse, target)
+
+    def key(self, scenario: Scenario) -> dict:
+        """What a finished run was computed from: a resumed batch compares it with the run's manifest."""
+        return {"scenario_hash": scenario.file_hash, "resolved_scenario_hash": resolved_hash(scenario),
+                "seed": self.seed, "paths": self.paths, "chunk_paths": self.chunk_paths}
+
+
+def resolved_hash(scenario: Scenario) -> str:
+    """sha256 of the scenario with every default filled in: a changed default changes it."""
+    return hashlib.sha256(json.dumps(scenario.resolved(), sort_keys=True).encode()).hexdigest()
+
+
+@functools.cache
+def model_code_hash() -> str:
+    """sha256 of every file of the package (found by walking its folder, so none is left out):
+    a spool computed under other code is never resumed."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".csv", ".md"):
+            h.update(path.relative_to(PACKAGE).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class RunSpec(NamedTuple):
+    """Everything a chunk needs; picklable, so a chunk can run in another process.
+
+    ``paths`` is the number of paths asked for, or the cap when ``target_rse`` is set.
+    """
+
+    scenario: Scenario
+    plan: Plan
+    seed: int
+    paths: int
+    chunk_paths: int
+    sampling: Sampling
+    sampling_info: dict
+    target_rse: float | None = None
+    target_tranche: str | None = None
+    setup_timings: dict = {}
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.paths // self.chunk_paths)
+
+    def chunk(self, index: int) -> tuple[int, int]:
+        """(first path, number of paths) of chunk ``index``."""
+        first = index * self.chunk_paths
+        return first, min(self.chunk_paths, self.paths - first)
+
+    def paths_in(self, n_chunks: int) -> int:
+        """Paths in the first ``n_chunks`` chunks."""
+        first, n = self.chunk(n_chunks - 1)
+        return first + n
+
+    def fingerprint(self) -> dict:
+        """What a spooled part depends on; a spool folder holds the parts of one fingerprint."""
+        return {"scenario_hash": self.scenario.file_hash, "resolved_scenario_hash": resolved_hash(self.scenario),
+                "seed": self.seed, "paths": self.paths, "chunk_paths": self.chunk_paths,
+                "sampling": list(self.sampling), "engine": __version__, "model_code": model_code_hash()}
+
+
+def open_spool(spec: RunSpec, spool_dir: str | Path | None, stale: str = "error") -> tuple[Path, bool]:
+    """The spool folder for ``spec``: (folder, owned by the result).
+
+    A folder that holds parts of this run is resumed (its finished chunks are skipped). One that
+    holds parts of a *different* run (other inputs, defaults or code) is an error with
+    ``stale="error"``, or emptied and started afresh with ``stale="replace"`` (a batch's own spool).
+    """
+    if spool_dir is None:
+        return Path(tempfile.mkdtemp(prefix="simengine-spool-")), True
+    spool = Path(spool_dir)
+    spool.mkdir(parents=True, exist_ok=True)
+    stamp = spool / STAMP
+    want = spec.fingerprint()
+    if stamp.exists():
+        have = json.loads(stamp.read_text())
+        if have == want:
+            return spool, False
+        changed = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        if stale != "replace":
+            raise ValueError(f"{spool}: holds parts of another run (differs in {', '.join(changed)}); "
+                             "use a fresh folder or delete this one")
+        log.warning("%s: its parts were computed under other inputs (%s); recomputing", spool, ", ".join(changed))
+        for child in spool.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    atomic_json(stamp, want)
+    return spool, False
+
+
+def part_name(index: int) -> str:
+    """File name of chunk ``index``'s part."""
+    return f"part-{index:06d}.parquet"
+
+
+def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
+    """Simulate chunk ``index`` into ``spool``; returns kernel seconds, or None if it was already there.
+
+    Each part is written atomically, pool paths last: a chunk whose ``pool_paths`` part exists is
+    finished, and a killed writer leaves only ``.partial`` files.
+    """
+    name = part_name(index)
+    if (spool / "pool_paths" / name).exists():
+        return None
+    first, n = spec.chunk(index)
+    k0 = time.perf_counter()
+    out = run_chunk(spec.plan, spec.seed, first, n, spec.sampling)
+    seconds = time.perf_counter() - k0
+    tl, pp = chunk_tables(spec.plan, first, out)
+    del out
+    for table, folder in ((tl, "tranche_losses"), (pp, "pool_paths")):
+        (spool / folder).mkdir(exist_ok=True)
+        atomic_parquet(spool / folder / name, [table], {})
+    return seconds
+
+
+def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
+    """Chunk ``index``'s contributions to the target tranche's PD: w·1{default} per path, or per
+    antithetic pair (their mean), so that the pieces are independent."""
+    basis = "" if spec.scenario.model.simulation.importance.basis == "enhanced" else "standalone_"
+    k = spec.plan.tranche_names.index(spec.target_tranche)
+    n_tr = len(spec.plan.tranche_names)
+    t = pq.read_table(spool / "tranche_losses" / part_name(index), columns=["weight", basis + "defaulted"])
+    w = t.column(0).to_numpy()[k::n_tr]
+    x = w * t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float)
+    return 0.5 * (x[0::2] + x[1::2]) if spec.sampling.antithetic else x

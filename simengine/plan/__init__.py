@@ -1,0 +1,53 @@
+"""Compiled plan: a :class:`~simengine.scenario.Scenario` as typed arrays the kernels read.
+
+Nothing here draws random numbers. Periods are 0-based inside the plan (period ``p`` is the
+user's period ``p + 1``); "never" is encoded as ``periods`` (one past the legal final).
+:mod:`.pool` builds the pool's arrays, :mod:`.waterfall` the structure's, :mod:`.providers` the
+provider table both read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._layout import ledger_width
+from ..scenario import Scenario
+from .pool import PoolPlan, compile_pool
+from .providers import provider_rows
+from .waterfall import WaterfallPlan, compile_waterfall
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A scenario compiled for the kernels: the pool, the waterfall and the names behind indices."""
+
+    pool: PoolPlan
+    waterfall: WaterfallPlan
+    tranche_names: tuple[str, ...]
+    trigger_names: tuple[str, ...]
+    industries: tuple[str, ...]
+    technologies: tuple[str, ...]
+    licensee_names: tuple[str, ...]
+    ledger_width: int
+
+    @property
+    def periods(self) -> int:
+        return self.pool.periods
+
+    @property
+    def licences(self) -> int:
+        return len(self.pool.licence_royalty)
+
+
+def compile_plan(sc: Scenario) -> Plan:
+    """Compile ``sc`` into the arrays the kernels read."""
+    providers = provider_rows(sc)
+    pool, names = compile_pool(sc, providers)
+    waterfall, trigger_names = compile_waterfall(sc, providers, sc.model.deal.periods, sc.model.deal.periods_per_year)
+    tranche_names = tuple(t.name for t in sc.model.structure.tranches)
+    return Plan(pool=pool, waterfall=waterfall, tranche_names=tranche_names, trigger_names=trigger_names,
+                industries=names["industries"], technologies=names["technologies"],
+                licensee_names=names["licensees"], ledger_width=ledger_width(len(tranche_names)))
+
+
+__all__ = ["Plan", "PoolPlan", "WaterfallPlan", "compile_plan"]

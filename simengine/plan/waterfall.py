@@ -1,0 +1,127 @@
+"""The deal's structure as typed arrays: tranches, fees, reserve, triggers, providers and the
+priority of payments as integer opcodes (a step list the kernel walks each period)."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from ..scenario import Scenario
+
+# waterfall opcodes: one inlined helper each in simengine._kernels.waterfall
+OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4
+# amortisation modes
+AM_SEQUENTIAL, AM_PRO_RATA, AM_BULLET, AM_SCHEDULE = 0, 1, 2, 3
+# trigger metrics and effects
+TM_CDR, TM_DSCR = 0, 1
+TE_SEQUENTIAL, TE_TRAP, TE_ACCELERATE = 0, 1, 2
+
+WaterfallPlan = namedtuple("WaterfallPlan", [
+    "periods", "periods_per_year", "discount_factor",
+    "tranche_balance", "tranche_coupon_per_period", "tranche_deferrable", "tranche_mode",
+    "tranche_maturity", "tranche_schedule_target", "tranche_contract_target",
+    "fee_fixed", "fee_rate_per_period",
+    "reserve_initial", "reserve_target_amount", "reserve_target_fraction", "reserve_covers",
+    "trigger_metric", "trigger_threshold", "trigger_effect", "trigger_curable", "trigger_consecutive",
+    "steps", "steps_accelerated", "step_members",
+    # providers, one row each (see plan.providers): kind (index into _layout.PROVIDER_KINDS), cap
+    # (amount, inf = none), covers, shape (providers, tranches)
+    "provider_kind", "provider_cap", "provider_covers",
+])
+
+
+def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[WaterfallPlan, tuple[str, ...]]:
+    """The deal's structure as a :class:`WaterfallPlan`, and its trigger names.
+
+    ``providers``: the rows of :func:`simengine.plan.providers.provider_rows`.
+    """
+    m = sc.model
+    st = m.structure
+    tranches = st.tranches
+    n = len(tranches)
+    t_ix = {t.name: k for k, t in enumerate(tranches)}
+    bal = np.array([t.balance for t in tranches])
+    cpn = np.array([t.coupon / ppy for t in tranches])
+    deferrable = np.array([t.interest_deferrable for t in tranches], np.bool_)
+    mode = np.empty(n, np.int64)
+    maturity = np.empty(n, np.int64)
+    schedule = np.ones((n, T))
+    contract = np.ones((n, T))
+    for k, t in enumerate(tranches):
+        maturity[k] = (t.maturity_period or T) - 1
+        if isinstance(t.amortisation, list):
+            mode[k] = AM_SCHEDULE
+            cum = np.cumsum(np.asarray(t.amortisation, float))
+            schedule[k, :len(cum)] = 1.0 - cum
+            schedule[k, len(cum):] = 1.0 - (cum[-1] if len(cum) else 0.0)
+            contract[k] = schedule[k]
+        else:
+            mode[k] = {"sequential": AM_SEQUENTIAL, "pro_rata": AM_PRO_RATA, "bullet": AM_BULLET}[t.amortisation]
+        schedule[k, maturity[k]:] = 0.0
+        contract[k, maturity[k]:] = 0.0
+        schedule[k, T - 1] = contract[k, T - 1] = 0.0
+
+    res = st.reserve
+    covers = np.zeros(n, np.bool_)
+    for name in (res.covers if res.covers is not None else t_ix):
+        covers[t_ix[name]] = True
+
+    trig = st.triggers
+    trigger_names = tuple(t.name for t in trig)
+
+    members: list[list[int]] = []
+
+    def group(names) -> int:
+        members.append([t_ix[x] for x in names])
+        return len(members) - 1
+
+    if st.waterfall is not None:
+        steps = []
+        for s in st.waterfall:
+            op = {"fees": OP_FEES, "interest": OP_INTEREST, "reserve": OP_RESERVE,
+                  "principal": OP_PRINCIPAL, "residual": OP_RESIDUAL}[s.step]
+            steps.append((op, group(s.tranches) if s.tranches else -1))
+    else:
+        all_names = [t.name for t in tranches]
+        steps = [(OP_FEES, -1), (OP_INTEREST, group(all_names)), (OP_RESERVE, -1),
+                 (OP_PRINCIPAL, group(all_names)), (OP_RESIDUAL, -1)]
+    # acceleration: each tranche's interest then principal, in seniority order; reserve released
+    accel = [(OP_FEES, -1)]
+    for t in tranches:
+        accel += [(OP_INTEREST, group([t.name])), (OP_PRINCIPAL, group([t.name]))]
+    accel.append((OP_RESIDUAL, -1))
+    width = max(len(x) for x in members)
+    step_members = np.full((len(members), width), -1, np.int64)
+    for g, row in enumerate(members):
+        step_members[g, :len(row)] = row
+
+    kinds = np.array([row.kind for row in providers], np.int64)
+    cap = np.array([row.cap_amount for row in providers], float)
+    pcov = np.zeros((len(providers), n), np.bool_)
+    for j, row in enumerate(providers):
+        for name in row.covers:
+            pcov[j, t_ix[name]] = True
+
+    r = m.deal.discount_rate
+    df = (1.0 + r) ** (-(np.arange(T) + 1.0) / ppy)
+    wf = WaterfallPlan(
+        periods=T, periods_per_year=ppy, discount_factor=df,
+        tranche_balance=bal, tranche_coupon_per_period=cpn, tranche_deferrable=deferrable,
+        tranche_mode=mode, tranche_maturity=maturity, tranche_schedule_target=schedule,
+        tranche_contract_target=contract,
+        fee_fixed=float(st.fees.fixed_per_period), fee_rate_per_period=float(st.fees.bps_annual) / 1e4 / ppy,
+        reserve_initial=float(res.initial_amount),
+        reserve_target_amount=float(res.target_amount) if res.target_amount is not None else -1.0,
+        reserve_target_fraction=float(res.target_fraction) if res.target_fraction is not None else -1.0,
+        reserve_covers=covers,
+        trigger_metric=np.array([TM_CDR if t.metric == "cumulative_default_rate" else TM_DSCR for t in trig], np.int64),
+        trigger_threshold=np.array([t.threshold for t in trig], float),
+        trigger_effect=np.array([{"sequential": TE_SEQUENTIAL, "trap": TE_TRAP, "accelerate": TE_ACCELERATE}[t.effect]
+                                 for t in trig], np.int64),
+        trigger_curable=np.array([t.curable for t in trig], np.bool_),
+        trigger_consecutive=np.array([t.consecutive_periods for t in trig], np.int64),
+        steps=np.array(steps, np.int64).reshape(-1, 2), steps_accelerated=np.array(accel, np.int64),
+        step_members=step_members, provider_kind=kinds, provider_cap=cap, provider_covers=pcov,
+    )
+    return wf, trigger_names
