@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .. import _jit, ratings
 from .._io import versions
-from .._layout import ledger_columns
+from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, part_name, resolved_hash
 from ..plan import Plan
 from ..scenario import Scenario
@@ -185,12 +185,11 @@ class SimulationResult:
                     name = col if col.startswith("el_") else f"el_{col}"
                     row[prefix + name] = float(a[col])
                 row["attribution_paths"] = int(a["attribution_paths"])
-        commit = self._matrix("commitment_draw_amount")
-        guar = self._matrix("guarantee_draw_amount")
+        draws = {kind: self._matrix(f"{kind}_draw_amount") for kind in PROVIDER_KINDS}
         for k, row in enumerate(rows):
-            for name, x in (("commitment_draw_mean_amount", commit[:, k]), ("guarantee_draw_mean_amount", guar[:, k]),
-                            ("p_commitment_drawn", (commit[:, k] > 0).astype(float)),
-                            ("p_guarantee_drawn", (guar[:, k] > 0).astype(float))):
+            stats = [(f"{kind}_draw_mean_amount", x[:, k]) for kind, x in draws.items()]
+            stats += [(f"p_{kind}_drawn", (x[:, k] > 0).astype(float)) for kind, x in draws.items()]
+            for name, x in stats:
                 row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
         return pd.DataFrame(rows)
 
@@ -205,8 +204,7 @@ class SimulationResult:
     @cached_property
     def pool_summary(self) -> dict:
         """Pool-level statistics (SPEC §6): default rates, collections, triggers, providers."""
-        cols = ["weight", "default_fraction", "collections_amount", "commitment_needed",
-                "commitment_provider_failed", "guarantee_needed", "guarantee_provider_failed"]
+        cols = ["weight", "default_fraction", "collections_amount", *FLAGS]
         cols += [f"trigger_{t}" for t in self.plan.trigger_names]
         t = self._read("pool_paths", cols).to_pandas()
         w = t["weight"].to_numpy()
@@ -215,27 +213,28 @@ class SimulationResult:
         levels = (0.5, 0.95, 0.99, 0.999)
         q = weighted_quantiles(dr, w, levels)
         q_se = batch_se(lambda x, ww: np.array(weighted_quantiles(x, ww, levels)), (dr, w), pairs=pairs)
-        tl = self._read("tranche_losses", ["commitment_draw_amount", "guarantee_draw_amount"])
+        tl = self._read("tranche_losses", list(TRANCHE_DRAWS))
         nt = len(self.plan.tranche_names)
-        c_any = tl.column(0).to_numpy().reshape(self.paths, nt).sum(axis=1) > 0
-        g_any = tl.column(1).to_numpy().reshape(self.paths, nt).sum(axis=1) > 0
-        needed_c = t["commitment_needed"].to_numpy()
-        needed_g = t["guarantee_needed"].to_numpy()
+        drawn = {kind: tl.column(j).to_numpy().reshape(self.paths, nt).sum(axis=1) > 0
+                 for j, kind in enumerate(PROVIDER_KINDS)}
+        needed = {kind: t[f"{kind}_needed"].to_numpy() for kind in PROVIDER_KINDS}
+        failed = {kind: t[f"{kind}_provider_failed"].to_numpy() for kind in PROVIDER_KINDS}
         out = {
             "paths": self.paths, "ess_kish": kish_ess(w),
             "licensee_default_rate_q50": q[0], "licensee_default_rate_q95": q[1],
             "licensee_default_rate_q99": q[2], "licensee_default_rate_q999": q[3],
             "scheduled_collections_amount": float(self.plan.pool.scheduled_total),
-            "commitment_provider_failed_given_needed": (
-                float((w * t["commitment_provider_failed"]).sum() / (w * needed_c).sum()) if needed_c.any() else math.nan),
-            "guarantee_provider_failed_given_needed": (
-                float((w * t["guarantee_provider_failed"]).sum() / (w * needed_g).sum()) if needed_g.any() else math.nan),
         }
-        means = {"licensee_default_rate_mean": dr, "expected_collections_amount": t["collections_amount"],
-                 "p_commitment_needed": needed_c, "p_commitment_drawn": c_any,
-                 "p_guarantee_needed": needed_g, "p_guarantee_drawn": g_any,
-                 "p_commitment_provider_failed_when_needed": t["commitment_provider_failed"],
-                 "p_guarantee_provider_failed_when_needed": t["guarantee_provider_failed"]}
+        for kind in PROVIDER_KINDS:
+            n = needed[kind]
+            out[f"{kind}_provider_failed_given_needed"] = (
+                float((w * failed[kind]).sum() / (w * n).sum()) if n.any() else math.nan)
+        means = {"licensee_default_rate_mean": dr, "expected_collections_amount": t["collections_amount"]}
+        for kind in PROVIDER_KINDS:
+            means[f"p_{kind}_needed"] = needed[kind]
+            means[f"p_{kind}_drawn"] = drawn[kind]
+        for kind in PROVIDER_KINDS:
+            means[f"p_{kind}_provider_failed_when_needed"] = failed[kind]
         means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
         for key, values in means.items():
             out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
