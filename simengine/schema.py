@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from .errors import MISSING, ScenarioError, ScenarioErrors
-from .ratings import rating_to_pd
+from .ratings import rating_symbols, rating_to_pd
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -862,7 +862,7 @@ class Scenario:
                 try:
                     rating_to_pd(lic.rating)
                 except KeyError as exc:
-                    err_licence(i, "rating", lic.rating, str(exc.args[0]) + _did_you_mean(lic.rating, _ratings()))
+                    err_licence(i, "rating", lic.rating, str(exc.args[0]) + _did_you_mean(lic.rating, rating_symbols()))
             if lic.royalty_type == "running" and lic.minimum_royalty > lic.royalty:
                 err_licence(i, "minimum_royalty", lic.minimum_royalty, f"at most the royalty ({lic.royalty})")
             who = lic.licensee or lic.id
@@ -910,7 +910,7 @@ class Scenario:
                         rating_to_pd(prov.rating)
                     except KeyError as exc:
                         err(f"structure.{key}.rating", prov.rating,
-                            str(exc.args[0]) + _did_you_mean(prov.rating, _ratings()))
+                            str(exc.args[0]) + _did_you_mean(prov.rating, rating_symbols()))
         for i, step in enumerate(st.waterfall or []):
             check_names(f"structure.waterfall[{i}].tranches", step.tranches)
             if step.step in ("interest", "principal") and not step.tranches:
@@ -934,7 +934,7 @@ class Scenario:
         if mult != 1.0:
             for i, lic in enumerate(self.licences):
                 pd_ = lic.pd_annual if lic.pd_annual is not None else (
-                    rating_to_pd(lic.rating) if lic.rating in _ratings() else 0.0)
+                    rating_to_pd(lic.rating) if lic.rating in rating_symbols() else 0.0)
                 if pd_ * mult >= 1.0:
                     err("risk.default.pd_multiplier", mult,
                         f"a multiplier that keeps every annual PD below 1 (licence {lic.id}: PD {pd_:g})")
@@ -1023,12 +1023,6 @@ def _unique(errors: list[ScenarioError]) -> list[ScenarioError]:
             seen.add(key)
             out.append(e)
     return out
-
-
-def _ratings() -> list[str]:
-    from .ratings import _rating_pd
-
-    return list(_rating_pd())
 
 
 _TYPO_CUTOFF = 0.85
