@@ -7,7 +7,7 @@ Layers: :mod:`schema` (validation) → :mod:`plan` (typed arrays) → :mod:`kern
 __version__ = "0.1.0"
 
 from .errors import ScenarioError  # noqa: E402
-from .schema import Scenario, load_scenario  # noqa: E402
+from .scenario import Scenario, load_scenario  # noqa: E402
 
 
 def simulate(scenario, paths=None, seed=None, chunk_paths=None, threads=None, progress=None, spool_dir=None,

@@ -74,7 +74,7 @@ class Job:
 
     def load(self):
         """The validated :class:`~simengine.schema.Scenario`; raises ScenarioError on bad input."""
-        from .schema import load_scenario
+        from .scenario import load_scenario
 
         scenario = load_scenario(self.file)
         return scenario.with_overrides(self.overrides) if self.overrides else scenario

@@ -134,7 +134,7 @@ def _invalid(exc) -> None:
 
 def _validate(args) -> int:
     from .errors import ScenarioError
-    from .schema import load_scenario
+    from .scenario import load_scenario
 
     worst = EXIT_OK
     for file in args.files:
@@ -151,7 +151,7 @@ def _validate(args) -> int:
 
 def _run(args) -> int:
     from .errors import ScenarioError
-    from .schema import load_scenario
+    from .scenario import load_scenario
 
     try:
         sc = load_scenario(args.file)
@@ -208,7 +208,7 @@ def _batch(args) -> int:
 def _sweep(args) -> int:
     from .batch import BatchInputError, default_out, sweep_jobs
     from .errors import ScenarioError
-    from .schema import load_scenario
+    from .scenario import load_scenario
 
     try:
         load_scenario(args.file)  # a bad base file is bad input for every point: say it once

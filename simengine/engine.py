@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from . import _jit
 from .plan import Plan, compile_plan
-from .schema import Scenario
+from .scenario import Scenario
 
 log = logging.getLogger("simengine")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ratings import rating_to_pd
-from .schema import Scenario
+from .scenario import Scenario
 
 # waterfall opcodes
 OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from . import __version__, _jit, ratings
 from .plan import LEDGER_DEAL, LEDGER_TRANCHE, Plan
-from .schema import Scenario
+from .scenario import Scenario
 from .stats import (Z95, batch_se, exceedance, kish_ess, variance_reduction, weighted_mean_se,
                     weighted_quantile_es, wilson)
 
