@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ratings import rating_to_pd
 from .scenario import Scenario
 
 # waterfall opcodes
@@ -119,10 +118,6 @@ def _survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: 
             "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
 
 
-def _credit(obj) -> float:
-    return obj.pd_annual if obj.pd_annual is not None else rating_to_pd(obj.rating)
-
-
 def _pick(override, default):
     return default if override is None else override
 
@@ -174,7 +169,7 @@ def compile_plan(sc: Scenario) -> Plan:
     ls_idio = np.empty(n_ls)
     for k, n in enumerate(names):
         l = first[n]
-        ls_hazard[k] = _hazard(_credit(l) * sc.model.risk.default.pd_multiplier)
+        ls_hazard[k] = _hazard(l.credit_pd_annual * sc.model.risk.default.pd_multiplier)
         ls_ind[k] = ind_ix[l.industry]
         ls_tech[k] = tech_ix[l.technology]
         ls_ind_f[k] = 1 + ind_ix[l.industry]
@@ -256,7 +251,7 @@ def compile_plan(sc: Scenario) -> Plan:
     st = m.structure
     prov = [st.payment_commitment, st.guarantee]
     p_on = np.array([p is not None for p in prov], np.bool_)
-    p_h = np.array([_hazard(_credit(p)) if p is not None else 0.0 for p in prov])
+    p_h = np.array([_hazard(p.credit_pd_annual) if p is not None else 0.0 for p in prov])
     p_load = np.array([p.loading if p is not None else 0.0 for p in prov])
 
     dflt = risk.default

@@ -255,8 +255,10 @@ def check_default(model: ScenarioModel, licences: Sequence[Licence], err: ErrorS
     mult = dflt.pd_multiplier
     if mult != 1.0:
         for lic in licences:
-            pd_ = lic.pd_annual if lic.pd_annual is not None else (
-                rating_to_pd(lic.rating) if lic.rating in rating_symbols() else 0.0)
+            try:
+                pd_ = lic.credit_pd_annual
+            except KeyError:  # an unknown rating: check_licences reports it
+                pd_ = 0.0
             if pd_ * mult >= 1.0:
                 err("risk.default.pd_multiplier", mult,
                     f"a multiplier that keeps every annual PD below 1 (licence {lic.id}: PD {pd_:g})")

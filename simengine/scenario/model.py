@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ..errors import MISSING
+from ..ratings import rating_to_pd
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -55,6 +56,19 @@ class _Model(BaseModel):
         return value
 
 
+class _Credit(_Model):
+    """A table whose credit is given as ``pd_annual`` or as ``rating`` (a licence, a provider)."""
+
+    @property
+    def credit_pd_annual(self) -> float:
+        """The annual PD: ``pd_annual``, or the shipped table's 1-year PD of ``rating``.
+
+        Raises KeyError for a rating not in the table (a validated Scenario has none: its checks
+        report one as a ScenarioError).
+        """
+        return self.pd_annual if self.pd_annual is not None else rating_to_pd(self.rating)
+
+
 # ---------------------------------------------------------------------------------------- deal
 class Deal(_Model):
     """[deal]: name, currency, payment frequency, term and discount rate."""
@@ -73,7 +87,7 @@ class Deal(_Model):
 
 
 # ---------------------------------------------------------------------------------------- pool
-class Licence(_Model):
+class Licence(_Credit):
     """One licence of the pool: its licensee, classes, royalty, periods and credit (``pd_annual`` or ``rating``)."""
 
     id: str
@@ -329,7 +343,7 @@ class Trigger(_Model):
         return self
 
 
-class Provider(_Model):
+class Provider(_Credit):
     """[structure.payment_commitment] or [structure.guarantee]: a credit-support provider."""
 
     provider: str
