@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenario import Scenario
+from .scenario import Scenario, factor_names
 
 # waterfall opcodes
 OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4
@@ -142,7 +142,7 @@ def compile_plan(sc: Scenario) -> Plan:
     corr = risk.correlation
     if corr.matrix is not None:
         order = {name: i for i, name in enumerate(corr.factors)}
-        want = ["global"] + [f"industry.{x}" for x in industries] + [f"region.{x}" for x in regions]
+        want = factor_names(industries, regions)
         perm = [order[name] for name in want]
         C = np.asarray(corr.matrix, dtype=float)[np.ix_(perm, perm)]
         # lower Cholesky keeps row 0 = e_0, so F[0] stays the global factor that drives demand

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ScenarioError, ScenarioErrors
 from ..ratings import rating_symbols, rating_to_pd
 from .messages import did_you_mean, row_label, unique_errors
-from .model import Correlation, Licence, Pool, ScenarioModel
+from .model import Correlation, Licence, Pool, ScenarioModel, factor_names
 
 _TYPO_CUTOFF = 0.85
 _MAX_LICENCE_ERRORS = 20  # the licence checks stop once this many problems are found
@@ -202,9 +202,9 @@ def check_structure(model: ScenarioModel, err: ErrorSink) -> None:
 def check_matrix(corr: Correlation, licences: Sequence[Licence], err: ErrorSink) -> None:
     """The factor correlation matrix: its factors those of the pool, square, unit diagonal,
     entries in [-1, 1], symmetric, positive semi-definite (the first failure only)."""
-    industries = sorted({l.industry for l in licences})
-    regions = sorted({l.region for l in licences})
-    want = ["global"] + [f"industry.{x}" for x in industries] + [f"region.{x}" for x in regions]
+    industries = sorted({lic.industry for lic in licences})
+    regions = sorted({lic.region for lic in licences})
+    want = factor_names(industries, regions)
     if sorted(corr.factors) != sorted(want) or corr.factors[0] != "global":
         extra = [x for x in corr.factors if x not in want]
         lacking = [x for x in want if x not in corr.factors]

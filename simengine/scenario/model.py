@@ -226,6 +226,23 @@ class Correlation(_Model):
         return self
 
 
+def factor_names(industries, regions) -> list[str]:
+    """The systematic factors in their one order: the rows of ``risk.correlation.matrix`` once
+    sorted, and of the plan's factor Cholesky root.
+
+    Parameters
+    ----------
+    industries, regions : sequence of str
+        The pool's industries and regions, sorted.
+
+    Returns
+    -------
+    list of str
+        ``["global", "industry.A", ..., "region.X", ...]``.
+    """
+    return ["global"] + [f"industry.{x}" for x in industries] + [f"region.{x}" for x in regions]
+
+
 class TechnologyObsolescence(_Model):
     """[risk.obsolescence.technologies.NAME]: one technology's values over the defaults."""
 

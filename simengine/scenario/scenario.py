@@ -125,14 +125,21 @@ class Scenario:
         if pool.generate is not None:
             rows = pool.generate.expand()
             where = f
-            place = lambda i, parts: path_text(("pool", "generate", *parts))
-            note = lambda i: f" (generated licence {rows[i]['id']})"
+
+            def place(i: int, parts: tuple) -> str:
+                return path_text(("pool", "generate", *parts))
+
+            def note(i: int) -> str:
+                return f" (generated licence {rows[i]['id']})"
         else:
             rows = read_pool_file(pool.file, f)
             where = pool.file
-            place = lambda i, parts: (f"{row_label(where, i)}, column {path_text(parts)}" if parts
-                                      else row_label(where, i))
-            note = lambda i: ""
+
+            def place(i: int, parts: tuple) -> str:
+                return f"{row_label(where, i)}, column {path_text(parts)}" if parts else row_label(where, i)
+
+            def note(i: int) -> str:
+                return ""
         out, errors = [], []
         for i, row in enumerate(rows):
             try:
