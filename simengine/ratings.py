@@ -33,6 +33,11 @@ def _rating_pd() -> dict[str, float]:
     return {str(r).strip(): float(p) for r, p in zip(frame["rating"], frame["pd_annual"])}
 
 
+def rating_symbols() -> list[str]:
+    """The rating symbols of the shipped table, in its order (Moody's and S&P)."""
+    return list(_rating_pd())
+
+
 def rating_to_pd(rating: str) -> float:
     """1-year PD of a rating symbol (Moody's ``Baa2`` or S&P ``BBB``)."""
     table = _rating_pd()

@@ -8,8 +8,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..ratings import rating_to_pd
-from ..scenario import Scenario
+from ..scenario import Scenario, factor_names
 
 PoolPlan = namedtuple("PoolPlan", [
     "periods", "dt_years", "copula_t", "dof", "default_on", "obsolescence_on", "demand_on", "legal_on",
@@ -69,11 +68,6 @@ def survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: b
             "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
 
 
-def credit_pd_annual(obj) -> float:
-    """A licence's or provider's annual PD: its ``pd_annual``, else its rating's."""
-    return obj.pd_annual if obj.pd_annual is not None else rating_to_pd(obj.rating)
-
-
 def pick(override, default):
     return default if override is None else override
 
@@ -103,7 +97,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
     corr = risk.correlation
     if corr.matrix is not None:
         order = {name: i for i, name in enumerate(corr.factors)}
-        want = ["global"] + [f"industry.{x}" for x in industries] + [f"region.{x}" for x in regions]
+        want = factor_names(industries, regions)
         perm = [order[name] for name in want]
         C = np.asarray(corr.matrix, dtype=float)[np.ix_(perm, perm)]
         # lower Cholesky keeps row 0 = e_0, so F[0] stays the global factor that drives demand
@@ -130,7 +124,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
     ls_idio = np.empty(n_ls)
     for k, n in enumerate(names):
         l = first[n]
-        ls_hazard[k] = hazard(credit_pd_annual(l) * sc.model.risk.default.pd_multiplier)
+        ls_hazard[k] = hazard(l.credit_pd_annual * sc.model.risk.default.pd_multiplier)
         ls_ind[k] = ind_ix[l.industry]
         ls_tech[k] = tech_ix[l.technology]
         ls_ind_f[k] = 1 + ind_ix[l.industry]

@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 from .._layout import PROVIDER_KINDS
 from ..scenario import Scenario
-from .pool import credit_pd_annual
 
 # the scenario section of each provider kind (structure.<section>)
 KIND_SECTIONS = {"commitment": "payment_commitment", "guarantee": "guarantee"}
@@ -41,5 +40,5 @@ def provider_rows(sc: Scenario) -> list[ProviderRow]:
         if p is None:
             continue
         cap = p.cap_amount if p.cap_amount is not None else math.inf
-        rows.append(ProviderRow(kind, kind, credit_pd_annual(p), float(p.loading), float(cap), tuple(p.covers)))
+        rows.append(ProviderRow(kind, kind, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers)))
     return rows
