@@ -1,3 +1,5 @@
+"""``python -m simengine``: the command line."""
+
 from .cli import main
 
 raise SystemExit(main())

@@ -53,6 +53,7 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``simengine`` argument parser (every subcommand)."""
     parser = _Parser(prog="simengine", description="Monte Carlo risk engine for IP royalty securitisations.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -108,6 +109,7 @@ def _batch_options(p: argparse.ArgumentParser, default_out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 failure, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -185,7 +187,8 @@ def _run(args) -> int:
         if out.exists():
             from ._io import atomic_json
 
-            atomic_json(out / "manifest.json", {"status": "failed", "error": repr(exc), "scenario_file": str(args.file)})
+            atomic_json(out / "manifest.json",
+                        {"status": "failed", "error": repr(exc), "scenario_file": str(args.file)})
         return EXIT_FAILURE
     _print_summary(res, out)
     return EXIT_OK

@@ -10,7 +10,7 @@ linearly between whole years, flat beyond the table) is at least the tranche's e
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -46,7 +46,7 @@ def rating_to_pd(rating: str) -> float:
     return table[rating]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(name: str, column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ratings best first, years 1..N, values of shape (ratings, years)) from a shipped table."""
     frame = _read(name)
@@ -78,4 +78,5 @@ def implied_sp(pd_: float, horizon_years: float) -> str:
 
 
 def notch_range(best: str, worst: str) -> str:
+    """``"A1 .. A3"``, or the one grade where both ends agree."""
     return best if best == worst else f"{best} .. {worst}"

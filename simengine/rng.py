@@ -37,21 +37,26 @@ _ZIG_KEY = 0x6A09E667F3BCC909  # the rare branches draw from their own stream of
 
 if DISABLED:
     def mix64(z):
+        """SplitMix64's finaliser: a bijection of 64-bit words."""
         z &= _MASK
         z = ((z ^ (z >> 30)) * _M1) & _MASK
         z = ((z ^ (z >> 27)) * _M2) & _MASK
         return z ^ (z >> 31)
 
     def path_key(seed, path):
+        """The key of one path: a pure function of (seed, path)."""
         return mix64(mix64(int(seed)) ^ ((int(path) * _GOLDEN) & _MASK))
 
     def stream_key(key, stream):
+        """The key of one random stream of a path."""
         return mix64(key ^ ((int(stream) * _STREAM) & _MASK))
 
     def word_at(skey, i):
+        """The ``i``-th 64-bit word of a stream."""
         return mix64(skey + ((int(i) + 1) * _GOLDEN))
 
     def uniform_at(skey, i):
+        """The ``i``-th uniform of a stream, in (0, 1) (53 bits)."""
         return ((word_at(skey, i) >> 11) + 0.5) * _TWO_M53
 
     ZERO, ONE, MASK8, MASK52, R8, R9, ZIG_KEY64 = 0, 1, 0xFF, _MASK52, 8, 9, _ZIG_KEY
@@ -70,24 +75,29 @@ else:
 
     @jit
     def mix64(z):
+        """SplitMix64's finaliser: a bijection of 64-bit words."""
         z = (z ^ (z >> R30)) * M1
         z = (z ^ (z >> R27)) * M2
         return z ^ (z >> R31)
 
     @jit
     def path_key(seed, path):
+        """The key of one path: a pure function of (seed, path)."""
         return mix64(mix64(np.uint64(seed)) ^ (np.uint64(path) * G64))
 
     @jit
     def stream_key(key, stream):
+        """The key of one random stream of a path."""
         return mix64(key ^ (np.uint64(stream) * S64))
 
     @jit
     def word_at(skey, i):
+        """The ``i``-th 64-bit word of a stream."""
         return mix64(skey + (np.uint64(i) + np.uint64(1)) * G64)
 
     @jit
     def uniform_at(skey, i):
+        """The ``i``-th uniform of a stream, in (0, 1) (53 bits)."""
         return (float(word_at(skey, i) >> R11) + 0.5) * _TWO_M53
 
 

@@ -14,8 +14,7 @@ import numpy as np
 from . import _jit
 from ._progress import Progress
 from .analysis.attribution import channel_attribution
-from .engine import (RunOptions, RunSpec, compile_seconds, open_spool, sampling_for, spool_chunk, target_units,
-                     warm_up)
+from .engine import RunOptions, RunSpec, compile_seconds, open_spool, sampling_for, spool_chunk, target_units, warm_up
 from .plan import compile_plan
 from .results import SimulationResult
 from .scenario import Scenario

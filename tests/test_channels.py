@@ -15,8 +15,8 @@ import numpy as np
 from scipy import stats
 
 import simengine as se
+from simengine._layout import L_COLLECTIONS, P_OBSOLETE
 from simengine.engine import ledgers, run_chunk
-from simengine._layout import LEDGER_DEAL, P_OBSOLETE
 from simengine.plan import compile_plan
 
 T, PPY, PD, COUNT, PATHS = 12, 4, 0.10, 2_000, 400
@@ -117,7 +117,7 @@ def test_demand_volatility_alone_leaves_the_expected_hazard_unchanged():
 def _collections(d: dict, paths: int = 16) -> np.ndarray:
     sc = se.Scenario.from_dict(d)
     led, _ = ledgers(compile_plan(sc), 1, np.arange(paths))
-    return led[:, :, LEDGER_DEAL.index("collections_amount")]
+    return led[:, :, L_COLLECTIONS]
 
 
 def test_fixed_royalties_ignore_demand_and_obsolescence_running_ones_follow():

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-import simengine as se
 from references import tail_by_z
-from simengine import _layout as k
-from simengine.engine import Sampling, ledgers, run_chunk
-from simengine._layout import LEDGER_DEAL, LEDGER_TRANCHE
-from simengine.plan import compile_plan
-from simengine.rng import S_CHI2, S_GLOBAL, gamma_at, normal_at, path_key, stream_key
 from test_determinism import frames_identical
 from test_reference import z_tol
+
+import simengine as se
+from simengine import _layout as k
+from simengine._layout import ledger_columns
+from simengine.engine import Sampling, ledgers, run_chunk
+from simengine.plan import compile_plan
+from simengine.rng import S_CHI2, S_GLOBAL, gamma_at, normal_at, path_key, stream_key
 
 N_NAMES, PD, RHO = 1_000, 0.05, 0.2
 # listed top down: the first tranche is paid first. The thin "senior" slice [50%, 52%] has
@@ -169,10 +169,9 @@ def test_weights_only_touch_statistics():
         assert out.pool[i, k.P_Z_GLOBAL] == pytest.approx(z, abs=1e-12)
     # the ledger's cash flows (the waterfall re-run path by path) give the chunk's tranche results
     np.testing.assert_allclose(collections.sum(axis=1), out.pool[:, k.P_COLLECTIONS], rtol=1e-12)
-    base = len(LEDGER_DEAL)
-    balance_col = LEDGER_TRANCHE.index("balance_amount")
-    for j in range(len(plan.tranche_names)):
-        final_balance = led[:, -1, base + j * len(LEDGER_TRANCHE) + balance_col]
+    balance = {owner: c for owner, item, c in ledger_columns(plan.tranche_names) if item == "balance_amount"}
+    for j, tranche in enumerate(plan.tranche_names):
+        final_balance = led[:, -1, balance[tranche]]
         orig = plan.waterfall.tranche_balance[j]
         lost = np.where(final_balance > 1e-9 * orig, final_balance, 0.0) / orig
         np.testing.assert_allclose(lost, out.tranche[:, k.BASIS_ENHANCED, j, k.T_LOSS], rtol=1e-12, atol=1e-15)
@@ -303,6 +302,7 @@ def test_reported_standard_errors_are_honest(sampling):
     (~100 hits a run): with a handful of hits an estimated SE is itself too noisy for z-scores
     (one run with few hits gave z = -6.9 at P = 0.5%, 4,000 paths; fine at 40,000)."""
     from scipy import stats
+
     from simengine.stats import weighted_mean_se
 
     n, (a, d), paths, seeds = 200, (0.20, 0.25), 4_000, 40

@@ -15,7 +15,8 @@ import simengine as se
 from simengine import ratings
 
 GZ = "scenarios/guangzhou_patent_2019.toml"
-TABLES = ["summary", "pool_summary", "channel_attribution", "tranche_losses", "pool_paths", "cashflows", "worst_paths", "loss_exceedance"]
+TABLES = ["summary", "pool_summary", "channel_attribution", "tranche_losses", "pool_paths", "cashflows", "worst_paths",
+          "loss_exceedance"]
 
 
 def test_run_folder_reads_back(tmp_path):
@@ -61,7 +62,8 @@ def test_cli_run_and_plot(tmp_path):
     for name in TABLES:
         assert (out / f"{name}.parquet").exists()
     (out / "loss_curves.png").unlink()
-    r = subprocess.run([sys.executable, "-m", "simengine", "plot", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "simengine", "plot", str(out)], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     png = (out / "loss_curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

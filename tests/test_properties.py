@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 import simengine as se
 from simengine import _layout as k
 from simengine._kernels.hazard import first_period_reaching
+from simengine._layout import ledger_columns
 from simengine.engine import ledgers, run_chunk
-from simengine._layout import LEDGER_DEAL, LEDGER_TRANCHE
 from simengine.plan import compile_plan
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,7 +84,8 @@ def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
                          "hazard_multiplier_after_obsolescence": draw(st.floats(0.5, 5.0))},
         "demand": {"model": draw(st.sampled_from(["gbm", "ou"])), "drift_annual": draw(st.floats(-0.3, 0.3)),
                    "volatility_annual": draw(st.floats(0.0, 0.6)), "mean_reversion_annual": draw(st.floats(0.0, 2.0)),
-                   "global_loading": draw(st.floats(-0.9, 0.9)), "demand_hazard_elasticity": draw(st.floats(-2.0, 3.0))},
+                   "global_loading": draw(st.floats(-0.9, 0.9)),
+                   "demand_hazard_elasticity": draw(st.floats(-2.0, 3.0))},
         "legal": {"invalidation_hazard_annual": draw(st.floats(0.0, 0.3))},
     }
     if not recovery:
@@ -97,11 +98,14 @@ def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
 
 
 def _columns(plan):
-    base = len(LEDGER_DEAL)
-    w = len(LEDGER_TRANCHE)
-    n = len(plan.tranche_names)
-    tr = lambda name: [base + j * w + LEDGER_TRANCHE.index(name) for j in range(n)]
-    return {name: LEDGER_DEAL.index(name) for name in LEDGER_DEAL}, tr
+    """(deal item -> ledger column, tranche item -> its column of each tranche), by name."""
+    cols = ledger_columns(plan.tranche_names)
+    deal = {item: c for owner, item, c in cols if owner == "deal"}
+
+    def tr(item):
+        return [c for owner, name, c in cols if owner != "deal" and name == item]
+
+    return deal, tr
 
 
 @SETTINGS
@@ -175,9 +179,12 @@ def test_el_monotone_in_pd_under_common_random_numbers(d, factor):
     for key in ("payment_commitment", "guarantee"):
         d["structure"].pop(key, None)
     seed = sc.model.simulation.seed
-    base = run_chunk(compile_plan(se.Scenario.from_dict(d)), seed, 0, 64).tranche[:, k.BASIS_STANDALONE, :, k.T_LOSS]
-    worse_structure = {**worse, "structure": d["structure"]}
-    stressed = run_chunk(compile_plan(se.Scenario.from_dict(worse_structure)), seed, 0, 64).tranche[:, k.BASIS_STANDALONE, :, k.T_LOSS]
+    def standalone_loss(raw):
+        return run_chunk(compile_plan(se.Scenario.from_dict(raw)), seed, 0, 64).tranche[:, k.BASIS_STANDALONE, :,
+                                                                                      k.T_LOSS]
+
+    base = standalone_loss(d)
+    stressed = standalone_loss({**worse, "structure": d["structure"]})
     assert (stressed.mean(axis=0) >= base.mean(axis=0) - 1e-12).all()
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from references import default_count_pmf, granularity_gap, tranche_el_finite, tranche_el_large_pool, tranche_pd_finite
 from scipy import stats
 
 import simengine as se
-from references import (default_count_pmf, granularity_gap, tranche_el_finite, tranche_el_large_pool,
-                        tranche_pd_finite)
 
 SLICES = {"senior": (0.10, 1.00), "mezzanine": (0.03, 0.10), "equity": (0.0, 0.03)}
 

@@ -11,8 +11,8 @@ import pytest
 
 import simengine as se
 from simengine import _layout as k
+from simengine._layout import ledger_columns
 from simengine.engine import ledgers, run_chunk
-from simengine._layout import LEDGER_DEAL, LEDGER_TRANCHE
 from simengine.plan import compile_plan
 
 CENT = 0.005
@@ -21,12 +21,8 @@ CENT = 0.005
 def ledger_frame(sc, path=0):
     plan = compile_plan(sc)
     led, _ = ledgers(plan, 0, np.array([path]))
-    cols = {name: led[0, :, i] for i, name in enumerate(LEDGER_DEAL)}
-    base = len(LEDGER_DEAL)
-    for k, t in enumerate(plan.tranche_names):
-        for j, name in enumerate(LEDGER_TRANCHE):
-            cols[f"{t}.{name}"] = led[0, :, base + k * len(LEDGER_TRANCHE) + j]
-    return cols
+    return {item if owner == "deal" else f"{owner}.{item}": led[0, :, c]
+            for owner, item, c in ledger_columns(plan.tranche_names)}
 
 
 def quiet_risk():
@@ -114,7 +110,8 @@ def test_shortfall_enhancers_and_trigger_to_the_cent():
         "deal": {"name": "hand2", "periods_per_year": 4, "term_years": 1.0},
         "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
                                "technology": "tech"}]},
-        "risk": {**quiet_risk(), "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
+        "risk": {**quiet_risk(),
+                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
                  "demand": {"enabled": True, "volatility_annual": 0.0}},
         "structure": {
             "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},

@@ -10,8 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit, parallel_jit, prange
-from .._layout import (BASIS_ENHANCED, BASIS_STANDALONE, N_FLAGS, N_PROVIDER_KINDS, N_TRANCHE_OUT, P_CHI2,
-                       P_COLLECTIONS, P_DEFAULTS, P_INVALIDATED, P_OBSOLETE, P_Z_GLOBAL, STATE_COLUMNS)
+from .._layout import (
+    BASIS_ENHANCED,
+    BASIS_STANDALONE,
+    N_FLAGS,
+    N_PROVIDER_KINDS,
+    N_TRANCHE_OUT,
+    P_CHI2,
+    P_COLLECTIONS,
+    P_DEFAULTS,
+    P_INVALIDATED,
+    P_OBSOLETE,
+    P_Z_GLOBAL,
+    STATE_COLUMNS,
+)
 from .pool import pool_path, pool_scratch
 from .waterfall import waterfall_path
 

@@ -14,8 +14,22 @@ import math
 import numpy as np
 
 from .._jit import jit
-from ..rng import (S_CHI2, S_DEMAND, S_FACTOR, S_GLOBAL, S_INVALIDATION, S_LICENSEE, S_OBSOLESCENCE,
-                   S_PROVIDER, S_RECOVERY, gamma_at, normal_at, path_key, stream_key, uniform_at)
+from ..rng import (
+    S_CHI2,
+    S_DEMAND,
+    S_FACTOR,
+    S_GLOBAL,
+    S_INVALIDATION,
+    S_LICENSEE,
+    S_OBSOLESCENCE,
+    S_PROVIDER,
+    S_RECOVERY,
+    gamma_at,
+    normal_at,
+    path_key,
+    stream_key,
+    uniform_at,
+)
 from .distributions import upper_tail_normal, upper_tail_t
 from .hazard import first_period_exceeding, first_period_reaching, screen_index
 

@@ -59,7 +59,7 @@ class CommonRandomNumbers:
         return self._plans[key]
 
     def weighted(self, column: str, overrides: dict | None = None) -> np.ndarray:
-        """w · x per path of a per-tranche output column (a name of ``_layout.TRANCHE_OUT``).
+        """W · x per path of a per-tranche output column (a name of ``_layout.TRANCHE_OUT``).
 
         Returns ndarray(float64), shape (paths, 2, tranches): both bases (``_layout.BASIS_*``).
         """

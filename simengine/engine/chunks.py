@@ -8,10 +8,24 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from .._layout import (BASIS_ENHANCED, BASIS_STANDALONE, FLAGS, P_CHI2, P_COLLECTIONS, P_DEFAULTS,
-                       P_INVALIDATED, P_OBSOLETE, P_Z_GLOBAL, T_FIRST_SHORTFALL, TRANCHE_DRAWS, TRANCHE_OUT,
-                       ChunkOutputs, allocate_chunk, allocate_ledgers)
 from .._kernels import chunk as kernels
+from .._layout import (
+    BASIS_ENHANCED,
+    BASIS_STANDALONE,
+    FLAGS,
+    P_CHI2,
+    P_COLLECTIONS,
+    P_DEFAULTS,
+    P_INVALIDATED,
+    P_OBSOLETE,
+    P_Z_GLOBAL,
+    T_FIRST_SHORTFALL,
+    TRANCHE_DRAWS,
+    TRANCHE_OUT,
+    ChunkOutputs,
+    allocate_chunk,
+    allocate_ledgers,
+)
 from ..plan import Plan
 from .sampling import PLAIN, Sampling
 

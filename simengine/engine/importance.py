@@ -7,10 +7,11 @@ likelier); every path carries the likelihood ratio back to the scenario's own me
 
 The measure is chosen for one tranche's default event by a short cross-entropy pilot
 (Rubinstein & Kroese 2004, ch. 3): under the current measure, take the paths where the tranche
-defaults (once there are ``MIN_HITS`` of them) or, while those are too few, the ``ELITE`` fraction with the largest pool loss; the
-next measure is the one that maximises the weighted likelihood of those paths, i.e. mu = the
-weighted mean of their global factor and s = the weighted mean of their chi-square over its
-nominal mean. The limit approximates the zero-variance measure's mean, E[Z | default].
+defaults (once there are ``MIN_HITS`` of them) or, while those are too few, the ``ELITE``
+fraction with the largest pool loss; the next measure is the one that maximises the weighted
+likelihood of those paths, i.e. mu = the weighted mean of their global factor and s = the
+weighted mean of their chi-square over its nominal mean. The limit approximates the
+zero-variance measure's mean, E[Z | default].
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 
 import numpy as np
 
-from .._layout import P_CHI2, P_COLLECTIONS, P_Z_GLOBAL, T_DEFAULTED, T_LOSS
+from .._layout import BASIS_ENHANCED, BASIS_STANDALONE, P_CHI2, P_COLLECTIONS, P_Z_GLOBAL, T_DEFAULTED, T_LOSS
 from ..plan import Plan
 from .chunks import run_chunk
 from .sampling import Sampling
@@ -95,7 +96,7 @@ def sampling_for(plan: Plan, scenario, seed: int) -> tuple[Sampling, dict]:
     imp = sim.importance
     name = imp.tranche or plan.tranche_names[0]  # the schema checked the name
     k = plan.tranche_names.index(name)
-    basis = 1 if imp.basis == "enhanced" else 0
+    basis = BASIS_ENHANCED if imp.basis == "enhanced" else BASIS_STANDALONE
     chosen, record = pilot(plan, seed, k, basis, imp.pilot_paths, bool(plan.pool.copula_t),
                            imp.global_shift, imp.chi2_scale)
     info = {"variance_reduction": vr, "target_tranche": name, "target_basis": imp.basis, **record}

@@ -125,6 +125,7 @@ class RunSpec(NamedTuple):
 
     @property
     def n_chunks(self) -> int:
+        """Chunks of ``paths`` paths in ``chunk_paths`` (the last may be shorter)."""
         return -(-self.paths // self.chunk_paths)
 
     def chunk(self, index: int) -> tuple[int, int]:

@@ -32,10 +32,12 @@ class Plan:
 
     @property
     def periods(self) -> int:
+        """Payment periods to the legal final."""
         return self.pool.periods
 
     @property
     def licences(self) -> int:
+        """Licences in the pool."""
         return len(self.pool.licence_royalty)
 
 

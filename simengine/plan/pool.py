@@ -69,6 +69,7 @@ def survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: b
 
 
 def pick(override, default):
+    """A per-class override where given, else the section default."""
     return default if override is None else override
 
 
@@ -236,7 +237,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
 
 
 def demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:
-    """log of the normaliser that makes volatility alone leave the expected hazard unchanged.
+    """Log of the normaliser that makes volatility alone leave the expected hazard unchanged.
 
     Log-demand follows x' = (1 - k dt) x + (mu - s^2/2) dt + s sqrt(dt) e. Its mean is the
     volatility-free mean plus d_t (d' = (1 - k dt) d - s^2/2 dt) and its variance v_t

@@ -21,8 +21,17 @@ from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, part_name, resolved_hash
 from ..plan import Plan
 from ..scenario import Scenario
-from ..stats import (Z95, batch_se, exceedance, kish_ess, variance_reduction, weighted_mean_se,
-                     weighted_quantile_es, weighted_quantiles, wilson)
+from ..stats import (
+    Z95,
+    batch_se,
+    exceedance,
+    kish_ess,
+    variance_reduction,
+    weighted_mean_se,
+    weighted_quantile_es,
+    weighted_quantiles,
+    wilson,
+)
 from .plots import loss_curves_figure
 from .run_folder import write_run
 
@@ -35,6 +44,13 @@ CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     d = den.sum()
     return float(num.sum() / d) if d > 0 else math.nan
+
+
+def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarray) -> np.ndarray:
+    """Statistics that are not plain means (their errors come from batch means): LGD, WAL, median
+    loss, then VaR and ES at each of ``LEVELS``."""
+    return np.array([_ratio(w * loss, w * defaulted), _ratio(w * wal, w), weighted_quantiles(loss, w, [0.5])[0]]
+                    + [v for pair in weighted_quantile_es(loss, w, LEVELS) for v in pair])
 
 
 class SimulationResult:
@@ -98,6 +114,7 @@ class SimulationResult:
 
     @cached_property
     def weights(self) -> np.ndarray:
+        """Likelihood-ratio weight of each path, ndarray(float64), shape (paths,); 1 for plain MC."""
         return self._read("pool_paths", ["weight"]).column(0).to_numpy()
 
     @cached_property
@@ -141,11 +158,8 @@ class SimulationResult:
                 n_eff = pd_ * (1 - pd_) / pd_se ** 2 if pd_se > 0 else float(n)
                 lo, hi = wilson(pd_, n_eff)
                 # statistics that are not plain means get batch-means standard errors
-                tail = lambda x, ww, d, wl: np.array(
-                    [_ratio(ww * x, ww * d), _ratio(ww * wl, ww), weighted_quantiles(x, ww, [0.5])[0]]
-                    + [v for pair in weighted_quantile_es(x, ww, LEVELS) for v in pair])
-                values = tail(loss[:, k], w, defaulted[:, k], wal[:, k])
-                errors = batch_se(tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
+                values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k])
+                errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
                 lgd, wal_mean, q50 = values[:3]
                 el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 m_best = ratings.implied_moodys(el_lo, wal_mean)

@@ -82,18 +82,22 @@ class RunFolder:
 
     @property
     def status(self) -> str | None:
+        """The manifest's status: ``ok``, ``writing`` or ``failed``."""
         return self.manifest.get("status")
 
     @property
     def scenario_name(self) -> str:
+        """The deal's name."""
         return self.manifest["scenario"]
 
     @property
     def paths(self) -> int:
+        """Paths simulated."""
         return int(self.manifest["paths"])
 
     @property
     def variance_reduction(self) -> str:
+        """The sampling measure's name (``none``, ``importance``, ...)."""
         return self.manifest.get("variance_reduction", "none")
 
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -106,10 +110,12 @@ class RunFolder:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
+        """``summary.parquet``: one row per tranche (SPEC §6)."""
         return self.table("summary")
 
     @cached_property
     def pool_summary(self) -> dict:
+        """``pool_summary.parquet`` as a dict."""
         return self.table("pool_summary").to_dict("records")[0]
 
     def provenance(self) -> dict:

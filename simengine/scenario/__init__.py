@@ -7,9 +7,31 @@ Modules, each importing only those named before it: :mod:`.model` (the pydantic 
 :mod:`.scenario` (:class:`Scenario`, :func:`load_scenario`).
 """
 
-from .model import (Correlation, Deal, DefaultRisk, Demand, Fees, Importance, IndustryDemand, Legal, Licence,
-                    Obsolescence, Pool, PoolGenerate, Provider, Reserve, Risk, ScenarioModel, Simulation, Step,
-                    Structure, TechnologyObsolescence, Tranche, Trigger, factor_names)
+from .model import (
+                    Correlation,
+                    Deal,
+                    DefaultRisk,
+                    Demand,
+                    Fees,
+                    Importance,
+                    IndustryDemand,
+                    Legal,
+                    Licence,
+                    Obsolescence,
+                    Pool,
+                    PoolGenerate,
+                    Provider,
+                    Reserve,
+                    Risk,
+                    ScenarioModel,
+                    Simulation,
+                    Step,
+                    Structure,
+                    TechnologyObsolescence,
+                    Tranche,
+                    Trigger,
+                    factor_names,
+)
 from .scenario import Scenario, load_scenario
 
 __all__ = [

@@ -35,6 +35,7 @@ class ErrorSink:
         self.errors: list[ScenarioError] = []
 
     def __call__(self, path: str, value, expected: str, file: str | None = None) -> None:
+        """Record that ``value`` at key ``path`` is not what was ``expected``."""
         self.errors.append(ScenarioError(file or self.source, path, value, expected))
 
     def __len__(self) -> int:

@@ -22,7 +22,7 @@ _UNION_LABEL_PREFIXES = ("list[", "dict[", "literal[", "function-", "constrained
 
 
 def _clean_loc(loc) -> tuple:
-    """pydantic's error location without its union-branch labels (they say nothing to a person)."""
+    """Pydantic's error location without its union-branch labels (they say nothing to a person)."""
     return tuple(p for p in loc
                  if isinstance(p, int) or not (p in _UNION_LABELS or p.startswith(_UNION_LABEL_PREFIXES)))
 

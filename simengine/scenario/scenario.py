@@ -65,11 +65,11 @@ class Scenario:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, raw: dict, source: str = "<dict>") -> "Scenario":
+    def from_dict(cls, raw: dict, source: str = "<dict>") -> Scenario:
         """A scenario from a dictionary shaped like the TOML file (``extends`` is not followed)."""
         return cls(raw, source)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "Scenario":
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
         """A new scenario with keys replaced, e.g. ``{"risk.correlation.global": 0.3}``.
 
         A key is a dotted path; list items by index (``structure.tranches.0.balance`` or
@@ -145,7 +145,7 @@ class Scenario:
             try:
                 out.append(Licence.model_validate(row))
             except ValidationError as exc:
-                errors.extend(errors_from_pydantic(where, exc, Licence, lambda parts: place(i, parts), note(i)))
+                errors.extend(errors_from_pydantic(where, exc, Licence, lambda parts: place(i, parts), note(i)))  # noqa: B023 (called at once)
                 if len(errors) >= _MAX_POOL_ERRORS:
                     break
         if errors:
