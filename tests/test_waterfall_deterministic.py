@@ -6,6 +6,8 @@ a pencil. "To the cent" means |engine - hand| < 0.005 in deal currency.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -140,6 +142,54 @@ def test_shortfall_enhancers_and_trigger_to_the_cent():
     assert s.loc["S", "commitment_draw_mean_amount"] == pytest.approx(200_000, abs=CENT)
     assert s.loc["S", "guarantee_draw_mean_amount"] == pytest.approx(12_000, abs=CENT)
     assert res.pool_summary["p_trigger_dscr"] == 1.0
+
+
+def test_providers_are_rows_of_a_table():
+    """Any number of providers, each a row (kind, cap, covers, credit): the hand2 deal of the test
+    above with three rows, asked in row order for the senior's 212,000 principal shortfall at P4:
+    a commitment capped at 150,000 pays 150,000; a second commitment (cap 50,000) whose provider
+    defaulted in period 1 is asked and fails; the uncapped guarantee pays the other 62,000.
+    Draws add up by kind: commitment 150,000, guarantee 62,000; the senior loses nothing.
+    """
+    d = {
+        "deal": {"name": "three providers", "periods_per_year": 4, "term_years": 1.0},
+        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
+                               "technology": "tech"}]},
+        "risk": {**quiet_risk(),
+                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
+                 "demand": {"enabled": True, "volatility_annual": 0.0}},
+        "structure": {
+            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
+                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
+            "triggers": [{"name": "dscr", "metric": "dscr", "threshold": 10.0, "effect": "trap"}],
+            "payment_commitment": {"provider": "orig", "pd_annual": 0.0, "cap_amount": 150_000.0, "covers": ["S"]},
+            "guarantee": {"provider": "soe", "pd_annual": 0.0, "covers": ["S"]},
+        },
+    }
+    plan = compile_plan(se.Scenario.from_dict(d))
+    assert list(plan.waterfall.provider_kind) == [k.K_COMMITMENT, k.K_GUARANTEE]
+    rows = [(k.K_COMMITMENT, 0, 0.0, 150_000.0), (k.K_COMMITMENT, 2, 1e9, 50_000.0), (k.K_GUARANTEE, 1, 0.0, np.inf)]
+    kind, stream, hazard, cap = (np.array(x) for x in zip(*rows))
+    plan = dataclasses.replace(
+        plan,
+        pool=plan.pool._replace(provider_stream=stream.astype(np.int64), provider_hazard_annual=hazard.astype(float),
+                                provider_loading=np.zeros(3)),
+        waterfall=plan.waterfall._replace(provider_kind=kind.astype(np.int64), provider_cap=cap.astype(float),
+                                          provider_covers=np.array([[True, False]] * 3)))
+    led, _ = ledgers(plan, 0, np.array([0]))
+    col = {(owner, item): c for owner, item, c in ledger_columns(plan.tranche_names)}
+    np.testing.assert_allclose(led[0, :, col["S", "commitment_draw_amount"]], [0, 0, 0, 150_000], atol=CENT)
+    np.testing.assert_allclose(led[0, :, col["S", "guarantee_draw_amount"]], [0, 0, 0, 62_000], atol=CENT)
+    np.testing.assert_allclose(led[0, :, col["S", "principal_paid_amount"]], [0, 0, 0, 300_000], atol=CENT)
+    out = run_chunk(plan, 0, 0, 1)
+    enhanced = out.tranche[0, k.BASIS_ENHANCED, 0]
+    assert enhanced[k.T_LOSS] == 0 and enhanced[k.T_DEFAULTED] == 0
+    assert enhanced[k.T_DRAW + k.K_COMMITMENT] == pytest.approx(150_000, abs=CENT)
+    assert enhanced[k.T_DRAW + k.K_GUARANTEE] == pytest.approx(62_000, abs=CENT)
+    flags = dict(zip(k.FLAGS, out.flags[0]))
+    assert flags == {"commitment_needed": 1, "commitment_provider_failed": 1, "guarantee_needed": 1,
+                     "guarantee_provider_failed": 0}
+    assert out.tranche[0, k.BASIS_STANDALONE, 0, k.T_LOSS] == pytest.approx(212_000 / 300_000, abs=CENT / 300_000)
 
 
 def test_enhancement_can_hurt_a_bullet_tranche():
