@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import shutil
 import sys
 import time
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .._io import atomic_json, atomic_parquet, clear_partials
-from .._progress import Progress, duration
+from .._progress import Progress, duration, eta
 from ..engine import RunSpec
 from ..errors import ScenarioError
 from ..results import RunFolder
@@ -111,9 +110,9 @@ class _BatchProgress:
             s["bar"].update(paths)
             self.bar.update(paths)
             return
-        now = time.perf_counter()
-        s_eta = (now - s["start"]) / s["computed"] * (s["paths"] - s["done"]) if s["computed"] else math.nan
-        b_eta = (now - self.start) / self.computed * (self.total - self.done) if self.computed else math.nan
+        now = time.perf_counter()  # speed from the paths computed; what is left from the paths done
+        s_eta = eta(now - s["start"], s["computed"], s["computed"] + s["paths"] - s["done"])
+        b_eta = eta(now - self.start, self.computed, self.computed + self.total - self.done)
         log.info("%s: chunk %d/%d, %s/%s paths, ETA %s | batch: %d/%d scenarios finished, %.0f%% of paths, "
                  "%s elapsed, ETA %s", scenario_id, s["chunks_done"], s["chunks"], f"{s['done']:,}",
                  f"{s['paths']:,}", duration(s_eta), self.finished, self.n_scenarios,
