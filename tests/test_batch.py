@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,6 +219,111 @@ def test_sigkill_then_resume_recomputes_no_finished_chunk(tmp_path):
     stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "runs").rglob("*") if p.is_file()}
     assert run_batch(file_jobs([str(src)]), out, resume=True) == 0
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in stamps} == stamps
+
+
+# ------------------------------------------------------------------ resume after a default changed
+TINY = """[deal]
+name = "Tiny pool"
+currency = "USD"
+periods_per_year = 4
+term_years = 3.0
+
+[pool.generate]
+count = 6
+royalty = 1.0
+pd_annual = 0.15
+
+[risk.correlation]
+global = 0.2
+
+[[structure.tranches]]
+name = "senior"
+balance = 10.0
+
+[[structure.tranches]]
+name = "junior"
+balance = 2.0
+interest_deferrable = true
+
+[simulation]
+paths = 400
+chunk_paths = 100
+seed = 7
+"""  # relicense_haircut is left at its default: licensees that default recover 1 - haircut of the royalty
+
+# the batch as `simengine batch`, SIGKILLed from inside once its progress log reports b_cut's first chunk
+KILL_AFTER_FIRST_CHUNK = """
+import logging, os, signal, sys
+class Kill(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("b_cut: chunk 1/"):
+            os.kill(os.getpid(), signal.SIGKILL)
+logging.getLogger("simengine").addHandler(Kill())
+from simengine.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_a_schema_default_changed_recomputes_and_keeps_finished_runs(tmp_path):
+    """A batch killed mid-scenario, then a default of the scenario schema edited, then ``--resume``:
+    the unfinished scenario's spooled chunks (old default) are dropped and every chunk recomputed,
+    giving a fresh run's bits under the new default; a scenario finished under the old default is
+    reported failed and its files are left as they are."""
+    pkg = tmp_path / "pkg"  # a copy of the package, whose schema this test edits
+    shutil.copytree(REPO / "simengine", pkg / "simengine", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(pkg), SIMENGINE_DISABLE_NUMBA="1")  # twins: no compile of the copy
+
+    def batch(*args, script=None):  # run from tmp_path, so that the copy is the simengine imported
+        head = ["-c", script] if script else ["-m", "simengine"]
+        return subprocess.run([sys.executable, *head, "batch", *map(str, args)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    src = tmp_path / "scenarios"
+    src.mkdir()
+    for name in ("a_done", "b_cut"):  # the same deal twice: a_done's outputs are b_cut's under the old default
+        (src / f"{name}.toml").write_text(TINY, encoding="utf-8")
+    out = tmp_path / "killed" / "batch"
+    r = batch(src, "--out", out, script=KILL_AFTER_FIRST_CHUNK)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert json.loads((out / "runs" / "a_done" / "manifest.json").read_text())["status"] == "ok"
+    assert not (out / "runs" / "b_cut" / "manifest.json").exists()
+    assert len(list((out / "spool" / "b_cut" / "pool_paths").glob("part-*.parquet"))) == 1  # of 4 chunks
+    finished = [*(out / "runs" / "a_done").iterdir(), *out.glob("combined/*/scenario=a_done/*")]
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in finished}
+
+    edited = 0
+    for module in (pkg / "simengine" / "scenario").glob("*.py"):
+        text, n = re.subn(r"(\brelicense_haircut\s*:[^=\n]*=\s*)1\.0\b", r"\g<1>0.5", module.read_text())
+        if n:
+            module.write_text(text)
+            edited += n
+    assert edited == 1, "the default of relicense_haircut (1.0) was not found in simengine/scenario/*.py"
+
+    r = batch(src, "--out", out, "--resume")
+    assert r.returncode == 1, r.stderr  # a_done failed: its folder holds a run of other inputs
+    got = rows(out)
+    assert got["a_done"]["status"] == "failed" and "holds a finished run of other inputs" in got["a_done"]["error"]
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in stamps} == stamps
+    assert got["b_cut"]["status"] == "ok" and got["b_cut"]["session"] == 2
+    assert (got["b_cut"]["chunks_resumed"], got["b_cut"]["chunks_computed"]) == (0, 4)
+    warning = [line for line in r.stderr.splitlines() if "spool/b_cut: its parts were computed under other" in line]
+    assert len(warning) == 1 and "resolved_scenario_hash" in warning[0], r.stderr
+    assert not (out / "spool").exists()
+    no_partials(out)
+
+    fresh = tmp_path / "fresh" / "batch"  # the same batch id ("batch"), so the combined parts compare too
+    r = batch(src / "b_cut.toml", "--out", fresh)
+    assert r.returncode == 0, r.stderr
+    tables = sorted(p.relative_to(fresh) for p in fresh.rglob("*.parquet") if p.name != "batch_manifest.parquet")
+    assert len(tables) >= 8 and any(p.parts[0] == "combined" for p in tables)  # run folder tables + combined part
+    for rel in tables:  # the resumed scenario has the new default's bits
+        ta, tb = pq.read_table(out / rel), pq.read_table(fresh / rel)
+        assert ta.column_names == tb.column_names, rel
+        for name in ta.column_names:
+            same_bits(ta[name], tb[name], (str(rel), name))
+    old = pq.read_table(out / "runs" / "a_done" / "tranche_losses.parquet")
+    new = pq.read_table(out / "runs" / "b_cut" / "tranche_losses.parquet")
+    assert old.column_names == new.column_names and not old.equals(new)  # and not the old default's
 
 
 # --------------------------------------------------------------------------------------- sweep
