@@ -26,8 +26,17 @@ import pyarrow.parquet as pq
 import pytest
 
 import simengine as se
-from simengine.batch import (Batch, BatchInputError, Job, default_out, file_jobs, parse_set, run_batch, safe_id,
-                             sweep_jobs)
+from simengine.batch import (
+    Batch,
+    BatchInputError,
+    Job,
+    default_out,
+    file_jobs,
+    parse_set,
+    run_batch,
+    safe_id,
+    sweep_jobs,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GZ = REPO / "scenarios" / "guangzhou_patent_2019.toml"

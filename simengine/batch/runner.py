@@ -17,7 +17,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .._io import atomic_json, atomic_parquet, clear_partials
@@ -50,7 +50,7 @@ ROW_FIELDS = {  # name -> pyarrow type name, for a batch manifest table that kee
 
 def _now() -> str:
     """The time now in UTC, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -309,9 +309,10 @@ class Batch:
             meta = {"scenario_name": scenario.name, "file": job.file, "overrides": job.overrides, "key": key}
             if manifest is not None and manifest.get("status") == OK:
                 if not same_run(manifest, key):
+                    differ = ", ".join(name for name, value in key.items() if manifest.get(name) != value)
                     self._record_error(job, FAILED, RuntimeError(
-                        f"{self.run_dir(sid)} holds a finished run of other inputs (scenario hash, seed or paths "
-                        "differ: was the scenario file edited?); it is left as it is: expected a new --out"))
+                        f"{self.run_dir(sid)} holds a finished run of other inputs ({differ} differ: was the "
+                        "scenario file, a default or simengine changed?); it is left as it is: expected a new --out"))
                     continue
                 old = self.old_rows.get(sid)
                 if combined_key(self.part(sid)) != key:  # killed between the run folder and its part

@@ -84,9 +84,11 @@ class RunOptions:
         return scenario, cls(paths, seed, chunk, antithetic, target_rse, target)
 
     def key(self, scenario: Scenario) -> dict:
-        """What a finished run was computed from: a resumed batch compares it with the run's manifest."""
+        """What a finished run was computed from (inputs, defaults, code): a resumed batch compares it
+        with the run's manifest, so a batch never mixes runs of other inputs or other code."""
         return {"scenario_hash": scenario.file_hash, "resolved_scenario_hash": resolved_hash(scenario),
-                "seed": self.seed, "paths": self.paths, "chunk_paths": self.chunk_paths}
+                "model_code": model_code_hash(), "seed": self.seed, "paths": self.paths,
+                "chunk_paths": self.chunk_paths}
 
 
 def resolved_hash(scenario: Scenario) -> str:
@@ -100,7 +102,7 @@ def model_code_hash() -> str:
     a spool computed under other code is never resumed."""
     h = hashlib.sha256()
     for path in sorted(PACKAGE.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".csv", ".md"):
+        if path.is_file() and "__pycache__" not in path.parts:
             h.update(path.relative_to(PACKAGE).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from .. import _jit, ratings
 from .._io import versions
 from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
-from ..engine import RunSpec, ledgers, part_name, resolved_hash
+from ..engine import RunSpec, ledgers, model_code_hash, part_name, resolved_hash
 from ..plan import Plan
 from ..scenario import Scenario
 from ..stats import (
@@ -309,6 +309,7 @@ class SimulationResult:
         return {
             "scenario": self.scenario.name, "scenario_file": self.scenario.source,
             "scenario_hash": self.scenario.file_hash, "resolved_scenario_hash": resolved_hash(self.scenario),
+            "model_code": model_code_hash(),
             "seed": self.seed, "paths": self.paths,
             "chunk_paths": self.chunk_paths, "cashflow_sample_paths": min(self.paths, sim.cashflow_sample_paths),
             "variance_reduction": self.spec.sampling_info["variance_reduction"],
