@@ -25,7 +25,8 @@ The model is the one of :func:`simengine._kernels.pool.pool_path` and
   severity, floored by the minimum royalty;
 - the default priority of payments: fees, interest in seniority order (reserve, then payment
   commitment, then guarantee cover shortfalls), reserve to target (no release above target
-  while a trap trigger is on), sequential principal, residual; cumulative-default-rate and DSCR triggers (consecutive periods, curable or latched)
+  while a trap trigger is on), sequential principal, residual; cumulative-default-rate and DSCR
+  triggers (consecutive periods, curable or latched)
   with the effects sequential, trap and accelerate; contractual principal shortfalls at
   maturity drawn from the enhancers; providers (the plan's provider table, any number of rows,
   asked in row order) default by the same copula (wrong-way loading).
@@ -313,7 +314,8 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
         trap = np.zeros(n, bool)
         accelerated = np.zeros(n, bool)
         for c in range(n_trig):
-            hit = cdr[:, p] > wp.trigger_threshold[c] if wp.trigger_metric[c] == TM_CDR else dscr < wp.trigger_threshold[c]
+            threshold = wp.trigger_threshold[c]
+            hit = cdr[:, p] > threshold if wp.trigger_metric[c] == TM_CDR else dscr < threshold
             breach[:, c] = np.where(hit, breach[:, c] + 1, 0)
             active = breach[:, c] >= wp.trigger_consecutive[c]
             if not wp.trigger_curable[c]:
@@ -506,6 +508,7 @@ def simulate(plan: Plan, paths: int, seed: int, chunk_paths: int = DEFAULT_CHUNK
 
 
 def main(argv=None) -> None:
+    """Command line: simulate a scenario with the peer and print its tranche EL and PD."""
     from simengine import load_scenario
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
