@@ -7,8 +7,8 @@ chunk bounds the memory, and the random numbers come from :class:`numpy.random.G
 (one generator per chunk, spawned from one :class:`~numpy.random.SeedSequence`). It does not
 reproduce the engine's bits, only its distribution: compare statistics within Monte Carlo error.
 
-The model is the one of :func:`simengine.kernels.pool_path` and
-:func:`simengine.kernels.waterfall_path`, read from the same compiled plan
+The model is the one of :func:`simengine._kernels.pool.pool_path` and
+:func:`simengine._kernels.waterfall.waterfall_path`, read from the same compiled plan
 (:func:`simengine.plan.compile_plan`), so both implementations see identical inputs:
 
 - global factor = scaled sum of per-period shocks (demand sees the same shocks), industry and
@@ -25,9 +25,11 @@ The model is the one of :func:`simengine.kernels.pool_path` and
   severity, floored by the minimum royalty;
 - the default priority of payments: fees, interest in seniority order (reserve, then payment
   commitment, then guarantee cover shortfalls), reserve to target (no release above target
-  while a trap trigger is on), sequential principal, residual; cumulative-default-rate and DSCR triggers (consecutive periods, curable or latched)
+  while a trap trigger is on), sequential principal, residual; cumulative-default-rate and DSCR
+  triggers (consecutive periods, curable or latched)
   with the effects sequential, trap and accelerate; contractual principal shortfalls at
-  maturity drawn from the enhancers; providers default by the same copula (wrong-way loading).
+  maturity drawn from the enhancers; providers (the plan's provider table, any number of rows,
+  asked in row order) default by the same copula (wrong-way loading).
 
 Feature subset (what the reference workloads W1, W2 and W3 use, plus cheap extras): every
 tranche must amortise ``sequential`` and the waterfall must be the default one (no custom
@@ -51,8 +53,10 @@ import time
 import numpy as np
 from scipy.special import log_ndtr, stdtr
 
-from simengine.plan import (AM_SEQUENTIAL, OP_FEES, OP_INTEREST, OP_PRINCIPAL, OP_RESERVE, OP_RESIDUAL,
-                            TE_ACCELERATE, TE_SEQUENTIAL, TE_TRAP, TM_CDR, Plan, compile_plan)
+from simengine._layout import PROVIDER_KINDS
+from simengine.plan import Plan, compile_plan
+from simengine.plan.waterfall import (AM_SEQUENTIAL, OP_FEES, OP_INTEREST, OP_PRINCIPAL, OP_RESERVE, OP_RESIDUAL,
+                                      TE_ACCELERATE, TE_TRAP, TM_CDR)
 
 DEFAULT_CHUNK_PATHS = 4096
 
@@ -93,7 +97,7 @@ def simulate_pool(plan: Plan, rng: np.random.Generator, n: int) -> dict:
     """Risk drivers and collections of ``n`` paths.
 
     Returns a dict of arrays: ``collections`` and ``cdr`` (float64, shape (n, periods)),
-    ``provider_period`` (int64, shape (n, 2)), ``defaults``, ``obsolete``, ``invalidated``
+    ``provider_period`` (int64, shape (n, providers)), ``defaults``, ``obsolete``, ``invalidated``
     (int64, shape (n,)).
     """
     pp = plan.pool
@@ -232,16 +236,16 @@ def simulate_pool(plan: Plan, rng: np.random.Generator, n: int) -> dict:
     cdr = np.cumsum(np.bincount(cdr_idx, weights=cdr_w, minlength=n * width).reshape(n, width)[:, :T], axis=1)
     cdr = cdr / pp.scheduled_total if pp.scheduled_total > 0 else np.zeros_like(cdr)
 
-    # providers: same copula, loading on the global factor only
-    provider_period = np.full((n, 2), T, np.int64)
-    eps = rng.standard_normal((n, 2))
-    for j in range(2):
-        if pp.provider_on[j]:
-            a = pp.provider_loading[j]
-            lat = a * factors[:, 0] + math.sqrt(max(0.0, 1.0 - a * a)) * eps[:, j]
-            if mixing is not None:
-                lat = lat * mixing
-            provider_period[:, j] = _first_period(_exposure(lat, pp.copula_t, pp.dof), pp.provider_hazard_annual[j], dt, T)
+    # providers, one row each: same copula, loading on the global factor only
+    n_prov = len(pp.provider_loading)
+    provider_period = np.full((n, n_prov), T, np.int64)
+    eps = rng.standard_normal((n, n_prov))
+    for j in range(n_prov):
+        a = pp.provider_loading[j]
+        lat = a * factors[:, 0] + math.sqrt(max(0.0, 1.0 - a * a)) * eps[:, j]
+        if mixing is not None:
+            lat = lat * mixing
+        provider_period[:, j] = _first_period(_exposure(lat, pp.copula_t, pp.dof), pp.provider_hazard_annual[j], dt, T)
 
     return {"collections": collections, "cdr": cdr, "provider_period": provider_period,
             "defaults": (licensee_period < T).sum(axis=1), "obsolete": (obs < T).sum(axis=1),
@@ -253,9 +257,10 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
                   enhanced: bool) -> dict:
     """The default priority of payments for every path at once (loops over periods and tranches).
 
-    collections, cdr : ndarray(float64), shape (n, periods); provider_period : int64, shape (n, 2).
-    Returns ``loss`` and ``defaulted`` (shape (n, tranches)), ``trigger_fired`` (n, triggers),
-    ``commitment_drawn`` and ``guarantee_drawn`` (n,).
+    collections, cdr : ndarray(float64), shape (n, periods); provider_period : int64, shape (n, providers).
+    Returns ``loss`` and ``defaulted`` (shape (n, tranches)), ``trigger_fired`` (n, triggers) and,
+    for each provider kind of :data:`simengine._layout.PROVIDER_KINDS`, ``<kind>_drawn`` (n,): a
+    provider of that kind paid something.
     """
     wp = plan.waterfall
     n, T = collections.shape
@@ -267,8 +272,9 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
     missed = np.zeros((n, n_tr), bool)
     reserve = np.full(n, wp.reserve_initial)
     fee_carry = np.zeros(n)
-    used = np.zeros((n, 2))
-    drawn = np.zeros((n, 2), bool)
+    n_prov = len(wp.provider_kind)
+    used = np.zeros((n, n_prov))
+    drawn = np.zeros((n, n_prov), bool)
     n_trig = len(wp.trigger_metric)
     breach = np.zeros((n, n_trig), np.int64)
     latched = np.zeros((n, n_trig), bool)
@@ -292,7 +298,7 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
     def principal_shortfall(k: int, p: int, mask: np.ndarray) -> None:
         short = np.where(mask, balance[:, k] - wp.tranche_contract_target[k, p] * orig[k], 0.0)
         short = np.where(short > tiny[k], short, 0.0)
-        for provider in (0, 1):
+        for provider in range(n_prov):
             d = draw(provider, k, short, p)
             balance[:, k] -= d
             short = short - d
@@ -308,7 +314,8 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
         trap = np.zeros(n, bool)
         accelerated = np.zeros(n, bool)
         for c in range(n_trig):
-            hit = cdr[:, p] > wp.trigger_threshold[c] if wp.trigger_metric[c] == TM_CDR else dscr < wp.trigger_threshold[c]
+            threshold = wp.trigger_threshold[c]
+            hit = cdr[:, p] > threshold if wp.trigger_metric[c] == TM_CDR else dscr < threshold
             breach[:, c] = np.where(hit, breach[:, c] + 1, 0)
             active = breach[:, c] >= wp.trigger_consecutive[c]
             if not wp.trigger_curable[c]:
@@ -343,7 +350,7 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
                 d = np.minimum(reserve, short)
                 reserve -= d
                 short = short - d
-            for provider in (0, 1):
+            for provider in range(n_prov):
                 short = short - draw(provider, k, short, p)
             is_short = short > tiny[k]
             if not wp.tranche_deferrable[k]:
@@ -380,14 +387,16 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
             reserve += np.where(trap, avail, 0.0)
 
     lost = np.where(balance > tiny, balance, 0.0)
-    return {"loss": lost / orig, "defaulted": (lost > 0.0) | (carry > 0.0) | missed,
-            "trigger_fired": fired, "commitment_drawn": drawn[:, 0], "guarantee_drawn": drawn[:, 1]}
+    out = {"loss": lost / orig, "defaulted": (lost > 0.0) | (carry > 0.0) | missed, "trigger_fired": fired}
+    for kind, name in enumerate(PROVIDER_KINDS):
+        out[f"{name}_drawn"] = drawn[:, wp.provider_kind == kind].any(axis=1)
+    return out
 
 
 # ------------------------------------------------------------------------------------- driver
+_DRAWN = tuple(f"{kind}_drawn" for kind in PROVIDER_KINDS)  # commitment_drawn, guarantee_drawn
 _KEYS = [(b, m) for b in ("enhanced", "standalone") for m in ("loss", "defaulted")] + [
-    ("pool", m) for m in ("defaults", "obsolete", "invalidated", "collections", "trigger_fired",
-                          "commitment_drawn", "guarantee_drawn")]
+    ("pool", m) for m in ("defaults", "obsolete", "invalidated", "collections", "trigger_fired", *_DRAWN)]
 
 
 def simulate_chunk(plan: Plan, seed: np.random.SeedSequence, n: int) -> dict:
@@ -402,7 +411,7 @@ def simulate_chunk(plan: Plan, seed: np.random.SeedSequence, n: int) -> dict:
     for m in ("defaults", "obsolete", "invalidated"):
         values[("pool", m)] = sim[m]
     values[("pool", "collections")] = sim["collections"].sum(axis=1)
-    for m in ("trigger_fired", "commitment_drawn", "guarantee_drawn"):
+    for m in ("trigger_fired", *_DRAWN):
         values[("pool", m)] = out[m]  # enhanced basis
     sums = {}
     for key in _KEYS:
@@ -499,6 +508,7 @@ def simulate(plan: Plan, paths: int, seed: int, chunk_paths: int = DEFAULT_CHUNK
 
 
 def main(argv=None) -> None:
+    """Command line: simulate a scenario with the peer and print its tranche EL and PD."""
     from simengine import load_scenario
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

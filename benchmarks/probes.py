@@ -1,0 +1,194 @@
+"""Benchmark-only numba kernels that time parts of the engine: the random-number floor, the pool
+without the waterfall, and the primitives the pool calls per licensee or period.
+
+They call the engine's own path functions (:mod:`simengine._kernels.pool`, ``.hazard``,
+``.distributions``) and generator (:mod:`simengine.rng`), compiled with :mod:`simengine._jit`
+like the engine, so they measure the same code. Built on first use by :func:`build`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from harness import SEED, timing
+
+
+def build() -> dict:
+    """The floor, pool-only and primitive kernels, by name (numba compiles each on its first call).
+
+    Returns
+    -------
+    dict
+        ``rng_floor``, ``pool_only``, ``prim_uniform``, ``prim_normal``, ``prim_licensee_transform``,
+        ``prim_invalidation``, ``prim_exp`` and ``prim_gamma``.
+    """
+    from simengine._jit import jit, parallel_jit, prange
+    from simengine._kernels.chunk import BLOCK_PATHS
+    from simengine._kernels.distributions import upper_tail_normal
+    from simengine._kernels.hazard import first_period_exceeding
+    from simengine._kernels.pool import pool_path, pool_scratch
+    from simengine.rng import gamma_at, normal_at, path_key, stream_key, uniform_at
+
+    @parallel_jit
+    def rng_floor(seed, n_paths, normals, uniforms, out):
+        """Draw ``normals[s]`` normals and ``uniforms[s]`` uniforms of stream s for every path.
+
+        normals, uniforms : ndarray(int64), shape (streams,); out : ndarray(float64), shape (n_paths,)
+        """
+        for i in prange(n_paths):
+            key = path_key(seed, i)
+            acc = 0.0
+            for s in range(normals.shape[0]):
+                sk = stream_key(key, s)
+                for j in range(normals[s]):
+                    acc += normal_at(sk, j)
+                for j in range(uniforms[s]):
+                    acc += uniform_at(sk, normals[s] + j)
+            out[i] = acc
+
+    @parallel_jit
+    def pool_only(pp, seed, n, n_factors, collections_total, recovery_draws):
+        """pool_path for paths 0..n-1 (no waterfall), parallel over blocks as the engine.
+
+        collections_total : ndarray(float64), shape (n,)   out
+        recovery_draws : ndarray(float64), shape (n,)      out: licences that draw a beta recovery
+        """
+        T = pp.periods
+        n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
+        n_lic = pp.licence_royalty.shape[0]
+        for b in prange(n_blocks):
+            scratch = pool_scratch(pp, n_factors)
+            obs_period = scratch[5]  # pool_path's scratch order (see its docstring)
+            licensee_period = scratch[6]
+            collections = np.empty(T)
+            cdr = np.empty(T)
+            provider_period = np.empty(pp.provider_hazard_annual.shape[0], np.int64)
+            for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
+                pool_path(pp, seed, i, 0.0, 1.0, False, scratch, collections, cdr, provider_period)
+                total = 0.0
+                for t in range(T):
+                    total += collections[t]
+                collections_total[i] = total
+                draws = 0.0
+                if pp.recovery_beta:
+                    # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
+                    # is not replayed here, so this is an upper bound (about 4% of W1's licences)
+                    for q in range(n_lic):
+                        rec = pp.licence_recovery[q]
+                        tau = licensee_period[pp.licence_licensee[q]]
+                        r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
+                        r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
+                        if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
+                            draws += 1.0
+                recovery_draws[i] = draws
+
+    # primitives, one thread, inputs that depend on the draw (no constant folding)
+    @jit
+    def prim_uniform(n):
+        k = path_key(1, 2)
+        s = 0.0
+        for i in range(n):
+            s += uniform_at(k, i)
+        return s
+
+    @jit
+    def prim_normal(n):
+        k = path_key(1, 2)
+        s = 0.0
+        for i in range(n):
+            s += normal_at(k, i)
+        return s
+
+    @jit
+    def prim_licensee_transform(n):
+        # as the kernel: latent -> copula uniform (erfc) -> exposure (log1p)
+        k = path_key(1, 2)
+        s = 0.0
+        for i in range(n):
+            u = upper_tail_normal(-normal_at(k, i))
+            s += -math.log1p(-u)
+        return s
+
+    @jit
+    def prim_invalidation(n):
+        k = path_key(1, 2)
+        s = 0.0
+        for i in range(n):
+            s += first_period_exceeding(-math.log1p(-uniform_at(k, i)), 0.005, 0.25, 40)
+        return s
+
+    @jit
+    def prim_exp(n):
+        k = path_key(1, 2)
+        s = 0.0
+        for i in range(n):
+            s += math.exp(uniform_at(k, i) - 0.5)
+        return s
+
+    @jit
+    def prim_gamma(n, shape):
+        k = path_key(1, 2)
+        s = 0.0
+        for i in range(n):
+            s += gamma_at(k, i, shape)
+        return s
+
+    return {"rng_floor": rng_floor, "pool_only": pool_only, "prim_uniform": prim_uniform,
+            "prim_normal": prim_normal, "prim_licensee_transform": prim_licensee_transform,
+            "prim_invalidation": prim_invalidation, "prim_exp": prim_exp, "prim_gamma": prim_gamma}
+
+
+def rng_counts(plan, mean_recovery_draws: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normals and uniforms per path, by stream, that ``simengine._kernels.pool.pool_path`` draws.
+
+    Parameters
+    ----------
+    plan : simengine.plan.Plan
+    mean_recovery_draws : float
+        Mean number of beta recoveries per path (from the ``pool_only`` kernel).
+
+    Returns
+    -------
+    normals, uniforms : ndarray(int64), shape (9,)
+        Indexed by the stream constants of :mod:`simengine.rng` (``S_GLOBAL`` ...).
+    """
+    from simengine import rng as R
+
+    pp = plan.pool
+    T = pp.periods
+    normals = np.zeros(9, np.int64)
+    uniforms = np.zeros(9, np.int64)
+    normals[R.S_GLOBAL] = T
+    n_f = pp.factor_root.shape[0]
+    normals[R.S_FACTOR] = (n_f - 1) if pp.factor_identity else n_f * (n_f - 1) // 2
+    if pp.copula_t:
+        normals[R.S_CHI2], uniforms[R.S_CHI2] = 1, 1
+    if pp.demand_on:
+        normals[R.S_DEMAND] = int((pp.demand_vol_annual > 0).sum()) * T
+    if pp.obsolescence_on:
+        drawn = (pp.obsolescence_hazard_annual > 0) & (pp.obsolescence_forced_period < 0)
+        normals[R.S_OBSOLESCENCE] = int(drawn.sum())
+    if pp.default_on:
+        normals[R.S_LICENSEE] = len(pp.licensee_hazard_annual)
+    uniforms[R.S_INVALIDATION] = int((pp.licence_invalidation_hazard_annual > 0).sum())
+    # two gamma variates per beta recovery; Marsaglia-Tsang takes one normal and one uniform per
+    # attempt and accepts > 95% of attempts for shapes >= 1: count one attempt each
+    g = round(2 * mean_recovery_draws)
+    normals[R.S_RECOVERY], uniforms[R.S_RECOVERY] = g, g
+    normals[R.S_PROVIDER] = len(pp.provider_hazard_annual)  # one latent normal per provider row
+    return normals, uniforms
+
+
+def time_floor(kern, normals: np.ndarray, uniforms: np.ndarray, paths: int, reps: int) -> dict:
+    """Wall time of the ``rng_floor`` kernel over ``paths`` paths (compiled before the clock)."""
+    out = np.empty(paths)
+    kern(np.int64(1), 64, normals, uniforms, np.empty(64))  # compile / load
+    runs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        kern(np.int64(SEED), paths, normals, uniforms, out)
+        runs.append(time.perf_counter() - t0)
+    return timing(runs)
