@@ -89,7 +89,7 @@ def peak_rss_mb(pids=("self",)) -> float:
 
 
 def rss_mb() -> float:
-    """This process's resident set now, in MB (0 where ``/proc`` is unavailable)."""
+    """Resident set of this process now, in MB (0 where ``/proc`` is unavailable)."""
     kb = _status_kb("VmRSS")
     return (kb or 0) / 1024.0
 

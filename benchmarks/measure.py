@@ -15,7 +15,6 @@ import math
 import time
 
 import numpy as np
-
 from harness import SEED, max_threads, peak_rss_mb, reset_peak_rss, timing
 
 

@@ -55,8 +55,17 @@ from scipy.special import log_ndtr, stdtr
 
 from simengine._layout import PROVIDER_KINDS
 from simengine.plan import Plan, compile_plan
-from simengine.plan.waterfall import (AM_SEQUENTIAL, OP_FEES, OP_INTEREST, OP_PRINCIPAL, OP_RESERVE, OP_RESIDUAL,
-                                      TE_ACCELERATE, TE_TRAP, TM_CDR)
+from simengine.plan.waterfall import (
+    AM_SEQUENTIAL,
+    OP_FEES,
+    OP_INTEREST,
+    OP_PRINCIPAL,
+    OP_RESERVE,
+    OP_RESIDUAL,
+    TE_ACCELERATE,
+    TE_TRAP,
+    TM_CDR,
+)
 
 DEFAULT_CHUNK_PATHS = 4096
 

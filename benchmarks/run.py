@@ -47,8 +47,25 @@ from pathlib import Path
 import numpy as np
 
 # harness first: it puts this checkout's simengine at the front of sys.path
-from harness import (HERE, ROOT, SEED, SectionRecord, kernels_sha, loadavg, log, machine_info, max_threads, peak_rss_mb,
-                     reset_peak_rss, run_child, set_threads, threading_layer, throughput, timing, write_results)
+from harness import (
+    HERE,
+    ROOT,
+    SEED,
+    SectionRecord,
+    kernels_sha,
+    loadavg,
+    log,
+    machine_info,
+    max_threads,
+    peak_rss_mb,
+    reset_peak_rss,
+    run_child,
+    set_threads,
+    threading_layer,
+    throughput,
+    timing,
+    write_results,
+)
 from measure import agreement, time_kernel, time_peer, time_simulate
 from probes import rng_counts, time_floor
 from report import markdown
@@ -387,7 +404,7 @@ def _profile_variants(b: Bench, n: int, reps: int) -> list[dict]:
     k_runs = {label: [] for label, _, _ in built}
     p_runs = {label: [] for label, _, _ in built}
     for _ in range(reps):
-        for label, over, p in built:
+        for label, _over, p in built:
             k_runs[label].append(time_kernel(p, n, 1, chunk)["median_s"])
             t0 = time.perf_counter()
             pool_only(p.pool, np.int64(SEED), n, p.pool.factor_root.shape[0], coll, draws)
