@@ -147,3 +147,55 @@ def allocate_chunk(paths: int, tranches: int, triggers: int, periods: int) -> Ch
 def allocate_ledgers(paths: int, periods: int, tranches: int) -> tuple[np.ndarray, np.ndarray]:
     """Zeroed (ledgers, collections): shapes (paths, periods, ledger width) and (paths, periods)."""
     return np.zeros((paths, periods, ledger_width(tranches))), np.zeros((paths, periods))
+
+
+class Scratch(NamedTuple):
+    """Working arrays of the path functions, one set per slot (leading axis): a slot's blocks of
+    paths run one after another on one thread, so the kernels allocate nothing of their own.
+
+    Pool path (:func:`simengine._kernels.pool.pool_path`), each with a leading ``slots`` axis:
+    g_global (periods,), factors (factors,), demand_x and clock (industries, periods), screen
+    (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
+    (licensees,) int64, group_diff (groups, periods + 1) zero between paths, cdr_diff and
+    count_diff (periods + 1,). Between the two: collections and cdr (periods,), provider_period
+    (providers,) int64. Waterfall (:func:`simengine._kernels.waterfall.waterfall_path`): balance
+    and carry (tranches,), state (state rows, STATE_COLUMNS), and per basis res (2, tranches,
+    N_TRANCHE_OUT), trig (2, triggers) uint8, flags (2, N_FLAGS).
+    """
+
+    g_global: np.ndarray
+    factors: np.ndarray
+    demand_x: np.ndarray
+    clock: np.ndarray
+    screen: np.ndarray
+    obs_period: np.ndarray
+    licensee_period: np.ndarray
+    group_diff: np.ndarray
+    cdr_diff: np.ndarray
+    count_diff: np.ndarray
+    collections: np.ndarray
+    cdr: np.ndarray
+    provider_period: np.ndarray
+    balance: np.ndarray
+    carry: np.ndarray
+    state: np.ndarray
+    res: np.ndarray
+    trig: np.ndarray
+    flags: np.ndarray
+
+
+def allocate_scratch(slots: int, periods: int, factors: int, industries: int, technologies: int, licensees: int,
+                     groups: int, providers: int, tranches: int, triggers: int) -> Scratch:
+    """Working arrays for ``slots`` slots (see :class:`Scratch`); ``group_diff`` starts at zero."""
+    T, i8 = periods, np.int64
+    return Scratch(
+        g_global=np.empty((slots, T)), factors=np.empty((slots, factors)),
+        demand_x=np.empty((slots, industries, T)), clock=np.empty((slots, industries, T)),
+        screen=np.empty((slots, industries, technologies), i8), obs_period=np.empty((slots, technologies), i8),
+        licensee_period=np.empty((slots, licensees), i8), group_diff=np.zeros((slots, groups, T + 1)),
+        cdr_diff=np.empty((slots, T + 1)), count_diff=np.empty((slots, T + 1)),
+        collections=np.empty((slots, T)), cdr=np.empty((slots, T)), provider_period=np.empty((slots, providers), i8),
+        balance=np.empty((slots, tranches)), carry=np.empty((slots, tranches)),
+        state=np.empty((slots, state_rows(tranches, triggers, providers), STATE_COLUMNS)),
+        res=np.empty((slots, 2, tranches, N_TRANCHE_OUT)), trig=np.empty((slots, 2, triggers), np.uint8),
+        flags=np.empty((slots, 2, N_FLAGS)))

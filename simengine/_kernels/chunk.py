@@ -1,8 +1,9 @@
-"""Chunk driver (CPU): blocks of paths in parallel, each path addressed by (seed, path index) only.
+"""Chunk driver (CPU): slots of path blocks in parallel, each path addressed by (seed, path) only.
 
 The caller allocates every output (:func:`simengine._layout.allocate_chunk`,
-:func:`simengine._layout.allocate_ledgers`); the per-path working arrays are allocated once per
-block of ``BLOCK_PATHS`` paths and passed down, so the path functions never allocate.
+:func:`simengine._layout.allocate_ledgers`) and the working arrays
+(:func:`simengine._layout.allocate_scratch`, one set per slot): a slot's blocks run one after
+another on one thread, so nothing here or below allocates.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from .._layout import (
     BASIS_ENHANCED,
     BASIS_STANDALONE,
     N_FLAGS,
-    N_PROVIDER_KINDS,
     N_TRANCHE_OUT,
     P_CHI2,
     P_COLLECTIONS,
@@ -22,9 +22,8 @@ from .._layout import (
     P_INVALIDATED,
     P_OBSOLETE,
     P_Z_GLOBAL,
-    STATE_COLUMNS,
 )
-from .pool import pool_path, pool_scratch
+from .pool import pool_path
 from .waterfall import waterfall_path
 
 BLOCK_PATHS = 64
@@ -36,41 +35,46 @@ waterfall_path_inline = jit(getattr(waterfall_path, "py_func", waterfall_path), 
 
 
 @parallel_jit
-def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights):
+def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, scratch):
     """Simulate paths ``first_path .. first_path + n - 1`` (n = ``weights.shape[0]``).
 
     ``global_shift``, ``chi2_scale`` and ``antithetic`` are the sampling measure (see
-    :func:`pool_path`); the waterfall never sees it, only ``weights`` do.
+    :func:`simengine._kernels.pool.pool_path`); the waterfall never sees it, only ``weights`` do.
 
-    Outputs (n = paths in the chunk, B = 2 bases: 0 standalone, 1 enhanced):
     tranche_out, trig_out, flag_out, pool_out, cum_default, weights : the fields of
-        :class:`simengine._layout.ChunkOutputs` (allocated by the caller with
-        :func:`simengine._layout.allocate_chunk`), in that order.
+        :class:`simengine._layout.ChunkOutputs`, in that order (outputs).
+    scratch : :class:`simengine._layout.Scratch` with any number of slots; block b runs in slot
+        ``b % slots``.
     """
     n = weights.shape[0]
     n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
+    slots = scratch.g_global.shape[0]
     no_ledgers = np.empty((0, 0, 0))
     no_collections = np.empty((0, 0))
-    for b in prange(n_blocks):
-        lo = b * BLOCK_PATHS
-        hi = min(n, lo + BLOCK_PATHS)
-        simulate_block(pp, wp, seed, np.arange(first_path + lo, first_path + hi), lo, global_shift, chi2_scale,
-                       antithetic, n_factors, tranche_out, trig_out, flag_out, pool_out, cum_default, weights,
-                       no_ledgers, no_collections)
+    for s in prange(slots):
+        slot = np.int64(s)  # prange's index is unsigned: a second compiled simulate_block otherwise
+        for b in range(slot, n_blocks, slots):
+            lo = b * BLOCK_PATHS
+            hi = min(n, lo + BLOCK_PATHS)
+            simulate_block(pp, wp, seed, np.arange(first_path + lo, first_path + hi), lo, global_shift, chi2_scale,
+                           antithetic, tranche_out, trig_out, flag_out, pool_out, cum_default, weights,
+                           no_ledgers, no_collections, scratch, slot)
 
 
 @jit
-def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, n_factors,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, ledgers, collections_out):
+def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, ledgers, collections_out,
+                   scratch, slot):
     """Paths ``paths`` (int64, shape (m,)) into rows ``row0 .. row0 + m - 1`` of the outputs of
-    :func:`simulate_chunk`, on one thread; where ``ledgers`` has rows, also each path's enhanced
-    ledger and collections (rows ``0 .. m - 1``).
+    :func:`simulate_chunk`, on one thread, with the working arrays of ``scratch`` slot ``slot``;
+    where ``ledgers`` has rows, also each path's enhanced ledger and collections (rows
+    ``0 .. m - 1``).
 
     ledgers : ndarray(float64), shape (m, periods, ledger width), or (0, 0, 0) for none
     collections_out : ndarray(float64), shape (m, periods), or (0, 0)
-    Both from :func:`simengine._layout.allocate_ledgers`; ``row0`` must be an int64 (a literal
-    would type-specialise a second compiled copy).
+    Both from :func:`simengine._layout.allocate_ledgers`; ``row0`` and ``slot`` must be int64 (a
+    literal would type-specialise a second compiled copy).
 
     One call per block, with pool_path and waterfall_path inlined: a call per path would
     reference-count each of the plans' ~75 arrays twice (atomics on cache lines every thread
@@ -81,23 +85,24 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     n_tr = wp.tranche_balance.shape[0]
     n_trig = trig_out.shape[1]
     record = ledgers.shape[0] > 0
-    scratch = pool_scratch(pp, n_factors)
-    count_diff = scratch[9]
-    collections = np.empty(T)
-    cdr = np.empty(T)
-    n_prov = wp.provider_kind.shape[0]
-    provider_period = np.empty(n_prov, np.int64)
-    balance = np.empty(n_tr)
-    carry = np.empty(n_tr)
-    state = np.empty((max(max(n_tr, n_trig), max(n_prov, N_PROVIDER_KINDS)), STATE_COLUMNS))  # state_rows()
-    res = np.empty((2, n_tr, N_TRANCHE_OUT))
-    trig = np.empty((2, n_trig), np.uint8)
-    flags = np.empty((2, N_FLAGS))
+    pool_scratch = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
+                    scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
+                    scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot])
+    count_diff = scratch.count_diff[slot]
+    collections = scratch.collections[slot]
+    cdr = scratch.cdr[slot]
+    provider_period = scratch.provider_period[slot]
+    balance = scratch.balance[slot]
+    carry = scratch.carry[slot]
+    state = scratch.state[slot]
+    res = scratch.res[slot]
+    trig = scratch.trig[slot]
+    flags = scratch.flags[slot]
     no_ledger = np.empty((0, 0))
     for q in range(paths.shape[0]):
         i = row0 + q
         w, z, chi2, n_def, n_obs, n_inv = pool_path_inline(
-            pp, seed, paths[q], global_shift, chi2_scale, antithetic, scratch, collections, cdr, provider_period)
+            pp, seed, paths[q], global_shift, chi2_scale, antithetic, pool_scratch, collections, cdr, provider_period)
         weights[i] = w
         pool_out[i, P_DEFAULTS] = n_def
         pool_out[i, P_OBSOLETE] = n_obs

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .._jit import jit
 from ..rng import (
     S_CHI2,
@@ -35,18 +33,6 @@ from .hazard import first_period_exceeding, first_period_reaching, screen_index
 
 
 @jit
-def pool_scratch(pp, n_factors):
-    """Working arrays of :func:`pool_path`, one set per thread, in its ``scratch`` order."""
-    T = pp.periods
-    n_ind = pp.demand_drift_annual.shape[0]
-    return (np.empty(T), np.empty(n_factors), np.empty((n_ind, T)), np.empty((n_ind, T)),
-            np.empty((n_ind, pp.obsolescence_hazard_annual.shape[0]), np.int64),
-            np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
-            np.empty(pp.licensee_hazard_annual.shape[0], np.int64),
-            np.zeros((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
-
-
-@jit
 def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
               provider_period):
     """Simulate one path's risk drivers and collections.
@@ -64,7 +50,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
     antithetic : bool
         Paths 2m and 2m+1 share an address; the odd one negates every normal draw and flips
         every invalidation uniform (gamma draws are shared).
-    scratch : tuple from :func:`pool_scratch`:
+    scratch : tuple, one slot of :class:`simengine._layout.Scratch`, in this order:
         g_global : ndarray(float64), shape (periods,)          per-period global shocks
         factors : ndarray(float64), shape (factors,)           systematic factors
         demand_x : ndarray(float64), shape (industries, periods)   demand index exp(log-demand),
@@ -83,7 +69,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
     -------
     (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
     ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
-    cumulative default fraction by count is left in ``count_diff[:periods]`` (``scratch[9]``).
+    cumulative default fraction by count is left in ``count_diff[:periods]``.
     """
     (g_global, factors, demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff,
      count_diff) = scratch

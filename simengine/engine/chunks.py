@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
+from .._jit import num_threads
 from .._kernels import chunk as kernels
 from .._layout import (
     BASIS_ENHANCED,
@@ -23,8 +24,10 @@ from .._layout import (
     TRANCHE_DRAWS,
     TRANCHE_OUT,
     ChunkOutputs,
+    Scratch,
     allocate_chunk,
     allocate_ledgers,
+    allocate_scratch,
 )
 from ..plan import Plan
 from .sampling import PLAIN, Sampling
@@ -33,12 +36,24 @@ from .sampling import PLAIN, Sampling
 _COMPILED = {"done": False, "seconds": 0.0}
 
 
+def scratch_for(plan: Plan, slots: int) -> Scratch:
+    """The path functions' working arrays for ``plan``, ``slots`` sets."""
+    pp = plan.pool
+    return allocate_scratch(slots, plan.periods, pp.factor_root.shape[0], len(pp.demand_drift_annual),
+                            len(pp.obsolescence_hazard_annual), len(pp.licensee_hazard_annual),
+                            len(pp.group_running), len(pp.provider_hazard_annual), len(plan.tranche_names),
+                            len(plan.trigger_names))
+
+
 def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling = PLAIN) -> ChunkOutputs:
-    """Simulate paths ``first_path .. first_path + n - 1``; returns the kernel's output arrays."""
+    """Simulate paths ``first_path .. first_path + n - 1``; returns the kernel's output arrays.
+
+    One set of working arrays per thread (slots); the bits do not depend on how many.
+    """
     out = allocate_chunk(n, len(plan.tranche_names), len(plan.trigger_names), plan.periods)
     kernels.simulate_chunk(plan.pool, plan.waterfall, np.int64(seed), np.int64(first_path),
-                              float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
-                              plan.pool.factor_root.shape[0], *out)
+                           float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
+                           *out, scratch_for(plan, num_threads()))
     return out
 
 
@@ -53,8 +68,8 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     led, col = allocate_ledgers(len(paths), plan.periods, len(plan.tranche_names))
     out = allocate_chunk(len(paths), len(plan.tranche_names), len(plan.trigger_names), plan.periods)
     kernels.simulate_block(plan.pool, plan.waterfall, np.int64(seed), paths, np.int64(0),
-                              float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
-                              plan.pool.factor_root.shape[0], *out, led, col)
+                           float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
+                           *out, led, col, scratch_for(plan, 1), np.int64(0))
     return led, col
 
 
