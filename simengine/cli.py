@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+ALLOW_ENV = "SIMENGINE_ALLOW_PATHS"  # read by simengine.scenario.load
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check scenario files without simulating")
     p.add_argument("files", nargs="+", help="scenario TOML files")
+    _allow_path(p)
 
     p = sub.add_parser("run", help="simulate one scenario and write its run folder")
     p.add_argument("file", help="scenario TOML file")
+    _allow_path(p)
     p.add_argument("--paths", type=_positive_int, help="number of Monte Carlo paths (default: the scenario's)")
     p.add_argument("--seed", type=_seed, help="random seed (default: the scenario's)")
     p.add_argument("--out", help="run folder (default: results/<scenario file stem>)")
@@ -96,7 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                   help="a folder outside the scenario's folder tree that extends / pool.file may name "
+                        f"(repeatable; also the environment variable {ALLOW_ENV})")
+
+
 def _batch_options(p: argparse.ArgumentParser, default_out: str) -> None:
+    _allow_path(p)
     p.add_argument("--out", help=f"batch folder (default: {default_out})")
     p.add_argument("--resume", action="store_true",
                    help="continue the batch in --out: finished scenarios and chunks are skipped")
@@ -121,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if getattr(args, "allow_path", None):  # through the environment, so batch workers see it too
+        os.environ[ALLOW_ENV] = os.pathsep.join([*map(str, args.allow_path), os.environ.get(ALLOW_ENV, "")]).rstrip(
+            os.pathsep)
     handler = {"validate": _validate, "run": _run, "batch": _batch, "sweep": _sweep, "plot": _plot}[args.command]
     try:
         return handler(args)

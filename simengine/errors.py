@@ -1,7 +1,8 @@
 """Errors meant for people: each names the file, the key path, the value and what was expected.
 
 A message reads ``FILE: KEY.PATH = VALUE: expected WHAT``, or ``FILE: KEY.PATH is missing:
-expected WHAT`` for a required key that is absent. Several problems in one file are raised
+expected WHAT`` for a required key that is absent, or ``FILE: LINE, COLUMN: expected WHAT`` where
+the file may not be a scenario at all (its content is never shown). Several problems in one file are raised
 together as :class:`ScenarioErrors`, one line each.
 """
 
@@ -21,6 +22,19 @@ class _Missing:
 MISSING = _Missing()
 
 
+class _NotShown:
+    """The value of a problem whose file may not be a scenario at all (shown by position only)."""
+
+    def __reduce__(self):
+        return "NOT_SHOWN"
+
+    def __repr__(self) -> str:
+        return "<not shown>"
+
+
+NOT_SHOWN = _NotShown()
+
+
 class ScenarioError(ValueError):
     """A scenario (or its pool file) is not valid.
 
@@ -36,6 +50,8 @@ class ScenarioError(ValueError):
         where = key_path or "<top level>"
         if value is MISSING:
             text = f"{self.file}: {where} is missing: expected {expected}"
+        elif value is NOT_SHOWN:
+            text = f"{self.file}: {where}: expected {expected}"
         else:
             text = f"{self.file}: {where} = {_show(value)}: expected {expected}"
         super().__init__(text)

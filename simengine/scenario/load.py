@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -14,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ScenarioError
+from ..errors import NOT_SHOWN, ScenarioError
 from .messages import did_you_mean
 from .model import Licence
 
 _POOL_SOURCES = ("licences", "file", "generate")
+_SCENARIO_TABLES = ("extends", "deal", "pool", "risk", "structure", "simulation")
+LIBRARY_MARKER = ".simengine-library"  # a folder holding this file is a scenario library root
+ALLOW_ENV = "SIMENGINE_ALLOW_PATHS"  # more folders scenario files may reference (os.pathsep-separated)
 
 # keys that say the same thing two ways: a variant naming one replaces the base's other
 _ALTERNATIVES = {"rating": "pd_annual", "pd_annual": "rating"}
@@ -39,22 +43,20 @@ def _deep_merge(base: dict, over: dict) -> dict:
 def _decode_toml(path: Path, data: bytes) -> dict:
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError as exc:  # the position, never the bytes: it may be any file
         line = data[:exc.start].count(b"\n") + 1
-        raise ScenarioError(path, f"line {line}", data[exc.start:exc.start + 8],
-                            "UTF-8 text (TOML is UTF-8)") from None
+        raise ScenarioError(path, f"line {line}", NOT_SHOWN, "UTF-8 text (TOML is UTF-8)") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         reason = str(exc)
         at = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", reason)
         if at is None:
-            raise ScenarioError(path, "<end of file>" if "end of document" in reason else "", None,
+            raise ScenarioError(path, "<end of file>" if "end of document" in reason else "", NOT_SHOWN,
                                 f"valid TOML ({reason})") from None
         line, column = int(at.group(1)), int(at.group(2))
-        lines = text.splitlines()
-        shown = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-        raise ScenarioError(path, f"line {line}, column {column}", shown,
+        # the position, never the line itself: a file that is not TOML may hold anything (a password)
+        raise ScenarioError(path, f"line {line}, column {column}", NOT_SHOWN,
                             f"valid TOML ({reason[:at.start()]})") from None
 
 
@@ -68,7 +70,31 @@ def _key_origins(raw: dict, file: str, prefix: tuple = (), out: dict | None = No
     return out
 
 
-def read_toml(path: Path, chain: tuple[Path, ...] = (), written: str | None = None) -> tuple[dict, dict]:
+def allowed_roots(scenario: Path, allow_paths=()) -> tuple[Path, ...]:
+    """Folders whose files a scenario may reference (``extends``, ``pool.file``).
+
+    Its own folder tree; the scenario library it is in (the nearest folder above it that holds a
+    ``.simengine-library`` file, as ``scenarios/`` does); the folders given (``--allow-path``) and
+    those in the environment variable ``SIMENGINE_ALLOW_PATHS``.
+    """
+    roots = [scenario.parent]
+    library = next((folder for folder in scenario.parents if (folder / LIBRARY_MARKER).is_file()), None)
+    if library is not None:
+        roots.append(library)
+    extra = [*allow_paths, *(p for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p)]
+    return tuple(roots + [Path(p).resolve() for p in extra])
+
+
+def check_inside(target: Path, roots: tuple[Path, ...], file: Path, key: str, written) -> None:
+    """Refuse a referenced file outside ``roots`` (see :func:`allowed_roots`); symlinks are followed."""
+    if not any(target.is_relative_to(root) for root in roots):
+        raise ScenarioError(file, key, written,
+                            f"a file inside {roots[0]} (the scenario's folder tree) or its scenario library, or in "
+                            f"a folder allowed by --allow-path or {ALLOW_ENV} (it resolves to {target})")
+
+
+def read_toml(path: Path, chain: tuple[Path, ...] = (), written: str | None = None,
+              roots: tuple[Path, ...] | None = None) -> tuple[dict, dict]:
     """A TOML file with its ``extends`` chain merged, and the file each key came from.
 
     Tables merge key by key; a list (tranches, licences, triggers) is replaced whole; a variant
@@ -81,6 +107,8 @@ def read_toml(path: Path, chain: tuple[Path, ...] = (), written: str | None = No
         The scenario file, resolved.
     chain, written : optional
         For the recursion: the files that extend ``path``, and the extends value that named it.
+    roots : tuple of pathlib.Path, optional
+        Folders referenced files must be in (default: :func:`allowed_roots` of ``path``).
 
     Returns
     -------
@@ -103,15 +131,23 @@ def read_toml(path: Path, chain: tuple[Path, ...] = (), written: str | None = No
             raise ScenarioError(chain[-1], "extends", written, f"{what} (looked for {path})") from None
         raise ScenarioError(path, "", str(path), what) from None
     raw = _decode_toml(path, data)
+    if chain and not any(k in raw for k in _SCENARIO_TABLES):  # say so without showing what it holds
+        raise ScenarioError(chain[-1], "extends", written,
+                            f"a scenario file (one with a {', '.join(_SCENARIO_TABLES[1:])} table); {path} has none")
+    roots = allowed_roots(path) if roots is None else roots
     pool = raw.get("pool")
     if isinstance(pool, dict) and isinstance(pool.get("file"), str):
-        pool["file"] = str((path.parent / pool["file"]).resolve())  # relative to the file that says it
+        target = (path.parent / pool["file"]).resolve()  # relative to the file that says it
+        check_inside(target, roots, path, "pool.file", pool["file"])
+        pool["file"] = str(target)
     parent = raw.get("extends")
     if parent is None:
         return raw, _key_origins(raw, str(path))
     if not isinstance(parent, str):
         raise ScenarioError(path, "extends", parent, "a path to the base scenario (text, relative to this file)")
-    base, origins = read_toml((path.parent / parent).resolve(), (*chain, path), parent)
+    target = (path.parent / parent).resolve()
+    check_inside(target, roots, path, "extends", parent)
+    base, origins = read_toml(target, (*chain, path), parent, roots)
     base.pop("extends", None)
     if isinstance(pool, dict) and isinstance(base.get("pool"), dict) and any(k in pool for k in _POOL_SOURCES):
         for k in _POOL_SOURCES:  # a variant that names its own pool replaces the base's pool
@@ -151,6 +187,9 @@ def read_pool_file(file: str, source: str) -> list[dict]:
         raise ScenarioError(source, "pool.file", file, f"a readable table ({exc})") from None
     columns = [str(c) for c in frame.columns]
     unknown = [c for c in columns if c not in Licence.model_fields]
+    if len(unknown) == len(columns):  # not a pool file: its header is not ours to show
+        raise ScenarioError(source, "pool.file", file, f"a pool file (a table with licence columns such as id and "
+                            f"royalty); none of its {len(columns)} columns is a licence field")
     if unknown:
         raise ScenarioError(file, "columns", unknown, f"licence fields only: {', '.join(Licence.model_fields)}"
                             f"{did_you_mean(unknown[0], Licence.model_fields)}")

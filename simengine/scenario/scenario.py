@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ..errors import ScenarioError, ScenarioErrors
 from .checks import check_scenario
 from .keys import key_parts, set_dotted
-from .load import read_pool_file, read_toml
+from .load import allowed_roots, read_pool_file, read_toml
 from .messages import errors_from_pydantic, path_text, row_label, unique_errors
 from .model import Licence, ScenarioModel
 
@@ -169,13 +169,16 @@ def _mark_overrides(exc: ScenarioError, overrides: dict[str, Any]) -> ScenarioEr
     return ScenarioErrors(out)
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, allow_paths=()) -> Scenario:
     """Read a TOML scenario (following ``extends``) and validate it.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The scenario file.
+    allow_paths : sequence of str or pathlib.Path
+        Folders outside the scenario's folder tree that ``extends`` and ``pool.file`` may name
+        (see :func:`simengine.scenario.load.allowed_roots`).
 
     Returns
     -------
@@ -187,5 +190,5 @@ def load_scenario(path: str | Path) -> Scenario:
         Naming the file, key path, value and what was expected, for every problem found.
     """
     path = Path(path).resolve()
-    raw, origins = read_toml(path)
+    raw, origins = read_toml(path, roots=allowed_roots(path, allow_paths))
     return Scenario(raw, str(path), origins=origins)
