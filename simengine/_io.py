@@ -7,6 +7,7 @@ that :func:`clear_partials` removes; never a file that looks complete and is not
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -105,3 +106,27 @@ def versions() -> dict:
     return {"simengine": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "scipy": scipy.__version__, "pandas": pandas.__version__,
             "pyarrow": pyarrow.__version__}
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system cannot (then nothing happened)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a left-over of a dead one may be cleaned)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

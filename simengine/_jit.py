@@ -47,6 +47,9 @@ if DISABLED:
     def num_threads() -> int:
         return 1
 
+    def max_threads() -> int:
+        return os.cpu_count() or 1
+
 else:
     import numba
 
@@ -91,7 +94,12 @@ else:
 
     def set_threads(n: int | None) -> None:
         if n is not None:
-            numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+            if not 1 <= int(n) <= numba.config.NUMBA_NUM_THREADS:
+                raise ValueError(f"threads ({n}) must be in 1..{numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS)")
+            numba.set_num_threads(int(n))
+
+    def max_threads() -> int:
+        return numba.config.NUMBA_NUM_THREADS
 
     def threading_layer() -> str:
         try:

@@ -8,8 +8,11 @@ was bad input).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import shutil
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -73,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, help="numba threads (results do not depend on it)")
     p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
     p.add_argument("--no-plot", action="store_true", help="skip loss_curves.png")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run in --out (the old run stays until the new one is complete)")
+    p.add_argument("--allow-long", action="store_true",
+                   help="run even when the estimated simulation time is over a day")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--variance-reduction", choices=["none", "importance", "antithetic", "importance+antithetic"],
                    help="sampling measure (default: the scenario's [simulation] variance_reduction)")
@@ -136,11 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[ALLOW_ENV] = os.pathsep.join([*map(str, args.allow_path), os.environ.get(ALLOW_ENV, "")]).rstrip(
             os.pathsep)
     handler = {"validate": _validate, "run": _run, "batch": _batch, "sweep": _sweep, "plot": _plot}[args.command]
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C, so every exit path cleans up
+        signal.signal(sig, _raise_interrupted)
     try:
         return handler(args)
-    except KeyboardInterrupt:
-        print("interrupted; no output was left looking complete", file=sys.stderr)
-        return EXIT_FAILURE
+    except (KeyboardInterrupt, _Interrupted) as exc:  # before a run started writing (a run says what it left)
+        name = str(exc) or "SIGINT"
+        print(f"interrupted ({name}) before anything was written", file=sys.stderr)
+        return 128 + getattr(signal, name, signal.SIGINT)
 
 
 def _invalid(exc) -> None:
@@ -162,11 +172,38 @@ def _validate(args) -> int:
             continue
         print(f"ok {file}: {sc.name}, {len(sc.licences)} licences, {sc.periods} periods, "
               f"{len(sc.model.structure.tranches)} tranches")
+        for warning in sc.warnings:
+            print(f"WARNING {file}: {warning}", file=sys.stderr)
     return worst
+
+
+# a run's disk need per path, in bytes: a per-path row of each tranche and of the pool, spooled
+# and then copied into the run folder (both exist while it is written), before compression
+_BYTES_PER_TRANCHE_PATH = 2 * 110
+_BYTES_PER_POOL_PATH = 2 * 120
+_BYTES_PER_PERIOD_PATH = 2 * 4  # the cumulative default fraction (float32) of every period
+_LICENCE_PERIODS_PER_SECOND = 2e8  # a conservative kernel throughput, for the time estimate only
+_LONG_RUN_SECONDS = 24 * 3600
+
+
+def _estimate(sc, paths: int) -> tuple[float, float]:
+    """(bytes, seconds) a run of ``paths`` paths needs: rough, for refusing the absurd."""
+    tranches, periods = len(sc.model.structure.tranches), sc.periods
+    per_path = tranches * _BYTES_PER_TRANCHE_PATH + _BYTES_PER_POOL_PATH + periods * _BYTES_PER_PERIOD_PATH
+    return paths * per_path, paths * len(sc.licences) * periods / _LICENCE_PERIODS_PER_SECOND
+
+
+class _Interrupted(BaseException):
+    """SIGTERM or SIGHUP, raised where the process was, so the run unwinds as on Ctrl-C."""
+
+
+def _raise_interrupted(signum, frame):
+    raise _Interrupted(signal.Signals(signum).name)
 
 
 def _run(args) -> int:
     from .errors import ScenarioError
+    from .results import RunFolderError, check_target, clean_stale, staged
     from .scenario import load_scenario
 
     try:
@@ -174,38 +211,104 @@ def _run(args) -> int:
     except ScenarioError as exc:
         _invalid(exc)
         return EXIT_BAD_INPUT
+    for warning in sc.warnings:
+        print(f"WARNING {args.file}: {warning}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("results") / Path(args.file).stem
     if args.target_rse is not None and args.paths is not None:
         print("INVALID --paths: with --target-rse the run decides its paths; expected --max-paths for the cap",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    if out.exists() and not out.is_dir():
-        print(f"INVALID {out}: --out is a file; expected a folder", file=sys.stderr)
-        return EXIT_BAD_INPUT
     try:
-        from ._io import atomic_figure
-        from .simulation import simulate
+        check_target(out, args.overwrite)
+    except RunFolderError as exc:
+        print(f"INVALID {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from . import _jit
 
-        paths = args.max_paths if args.target_rse is not None else args.paths
-        res = simulate(sc, paths=paths, seed=args.seed, chunk_paths=args.chunk_paths,
-                       threads=args.threads, progress=not args.quiet, variance_reduction=args.variance_reduction,
-                       tranche=args.tranche, target_rse=args.target_rse)
-        res.to_parquet(out)
-        if not args.no_plot:
-            atomic_figure(out / "loss_curves.png", res.plot_loss_curves())
+    if args.threads is not None and args.threads > _jit.max_threads():
+        print(f"INVALID --threads {args.threads}: expected 1..{_jit.max_threads()} (the threads numba can run "
+              "here; NUMBA_NUM_THREADS)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    paths = args.max_paths if args.target_rse is not None else (args.paths or sc.model.simulation.paths)
+    need, seconds = _estimate(sc, paths)
+    capped = args.target_rse is not None  # a cap the run may stop well short of: warn, do not refuse
+    if seconds > _LONG_RUN_SECONDS and not args.allow_long and not capped:
+        print(f"INVALID --paths {paths:,}: about {seconds / 3600:,.0f} hours of simulation on this scenario "
+              f"({len(sc.licences)} licences x {sc.periods} periods a path); expected fewer paths, or --allow-long "
+              "if you mean it", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for stale in clean_stale(out):
+        print(f"cleaned up {stale} (left by a run that was killed)", file=sys.stderr)
+    try:
+        with staged(out) as stage:
+            free = shutil.disk_usage(stage).free
+            if need > free and not capped:
+                raise RunFolderError(f"{out.parent}: about {_size(need)} needed for {paths:,} paths, "
+                                     f"{_size(free)} free; expected fewer paths or another --out")
+            if need > 1e9 or need > free:
+                what = "at its path cap " if capped else ""
+                print(f"this run needs {what}about {_size(need)} in {out.parent} ({_size(free)} free)",
+                      file=sys.stderr)
+            res = _simulate_into(sc, args, stage)
+    except RunFolderError as exc:
+        print(f"INVALID {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):  # found before simulating: bad input
+            print(f"INVALID {out}: --out cannot be written ({exc.strerror}: {exc.filename or out.parent}); "
+                  f"expected a writable folder; {_kept(out)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"FAILED {out}: {exc.strerror} while writing; {_kept(out)}", file=sys.stderr)
+            return EXIT_FAILURE
+        traceback.print_exc()
+        print(f"FAILED {out}: {exc}; {_kept(out)}", file=sys.stderr)
+        return EXIT_FAILURE
     except ScenarioError as exc:
         _invalid(exc)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # a failure is reported, and the run folder says it failed
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        name = str(exc) or "SIGINT"
+        print(f"interrupted ({name}): nothing of this run was kept; {_kept(out)}", file=sys.stderr)
+        return 128 + getattr(signal, name, signal.SIGINT)
+    except Exception as exc:  # a failure is reported; the run folder is left as it was
         traceback.print_exc()
-        if out.exists():
-            from ._io import atomic_json
-
-            atomic_json(out / "manifest.json",
-                        {"status": "failed", "error": repr(exc), "scenario_file": str(args.file)})
+        print(f"FAILED {out}: {type(exc).__name__}: {exc}; {_kept(out)}", file=sys.stderr)
         return EXIT_FAILURE
     _print_summary(res, out)
     return EXIT_OK
+
+
+def _size(n: float) -> str:
+    """Bytes for people: ``3.2 MB``, ``41 GB``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _kept(out: Path) -> str:
+    """What a failed or interrupted run left at ``out``: a true sentence."""
+    if not out.exists():
+        return f"{out} was not created"
+    return f"{out} holds the previous run, untouched" if (out / "manifest.json").exists() else f"{out} is as it was"
+
+
+def _simulate_into(sc, args, stage: Path):
+    """Simulate and write the run folder into ``stage`` (spool inside it, removed before the swap)."""
+    from ._io import atomic_figure
+    from .simulation import simulate
+
+    spool = stage / ".spool"
+    res = simulate(sc, paths=args.max_paths if args.target_rse is not None else args.paths, seed=args.seed,
+                   chunk_paths=args.chunk_paths, threads=args.threads, progress=not args.quiet,
+                   variance_reduction=args.variance_reduction, tranche=args.tranche, target_rse=args.target_rse,
+                   spool_dir=spool)
+    res.to_parquet(stage)
+    if not args.no_plot:
+        atomic_figure(stage / "loss_curves.png", res.plot_loss_curves())
+    shutil.rmtree(spool)
+    return res
 
 
 def _batch(args) -> int:

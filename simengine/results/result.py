@@ -323,7 +323,7 @@ class SimulationResult:
         """``manifest.json`` of the run folder with ``status`` (``"ok"`` once everything is written)."""
         return {**self.provenance(), "status": status, "timings": {**self.timings, **(timings or {})},
                 "resolved_scenario": self.scenario.resolved(), "pool_summary": self.pool_summary,
-                "rating_tables": ratings.TABLE_VERSIONS,
+                "rating_tables": ratings.TABLE_VERSIONS, "scenario_warnings": self.scenario.warnings,
                 "units": "fractions of original tranche balance unless a column ends in _amount"}
 
     def to_parquet(self, out_dir: str | Path) -> Path:

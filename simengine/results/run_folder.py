@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -13,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, json_default
+from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, exchange, json_default, pid_alive
 
 MANIFEST = "manifest.json"
 SMALL_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance")
@@ -45,6 +51,84 @@ def write_run(result, out: Path) -> Path:
 
 class RunFolderError(ValueError):
     """A folder that is not a finished run folder: the message says which and why."""
+
+
+# siblings of a run folder while a run writes it: .<name>.staging-<pid>-<hex> holds the new run
+# until it is complete; .<name>.old-<pid>-<hex> holds the old one for the instant of a two-step swap
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old)-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that a new run must not replace; raises :class:`RunFolderError`.
+
+    A file; a folder that is neither empty nor a run folder; a finished run without ``overwrite``.
+    A run folder whose manifest does not say ``ok`` (a run that failed) may be replaced.
+    """
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out}: --out is a file; expected a folder")
+    if out.is_dir() and os.path.ismount(out):  # a run replaces its folder by renaming: not a mount point
+        raise RunFolderError(f"{out}: --out is a mount point; expected a folder inside it")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    manifest = RunFolder.read_manifest(out)
+    if manifest is None:
+        raise RunFolderError(f"{out}: --out holds files but no simengine run; expected a new or empty folder")
+    if manifest.get("status") == "ok" and not overwrite:
+        raise RunFolderError(f"{out}: --out holds a finished run (seed {manifest.get('seed')}, "
+                             f"{manifest.get('paths')} paths); expected another --out, or --overwrite to replace it "
+                             "once the new run is complete")
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove what killed runs left beside ``out`` (their staging folders), and put back an old run
+    a two-step swap had moved aside when it was killed. Returns what was removed or restored."""
+    done = []
+    parent = out.parent
+    if not parent.is_dir():
+        return done
+    for sibling in sorted(parent.iterdir()):
+        m = _SIBLING.match(sibling.name)
+        if m is None or m["name"] != out.name or pid_alive(int(m["pid"])):
+            continue
+        if m["kind"] == "old" and not out.exists():
+            os.replace(sibling, out)  # the swap was cut between its two renames: the old run returns
+        else:
+            shutil.rmtree(sibling, ignore_errors=True)
+        done.append(sibling)
+    return done
+
+
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A folder beside ``out`` to write a new run into; swapped in for ``out`` only when the block
+    ends without an exception (atomically where the system can exchange two paths), removed
+    otherwise. So ``out`` holds the old run or the whole new one, never a mix, whatever happens.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    if out.exists():  # it is renamed away at the end: find out now that it can be, not after the run
+        probe = out / f".{stage.name}.probe"
+        try:
+            probe.touch()
+            probe.unlink()
+        except OSError:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if not out.exists():
+        os.replace(stage, out)
+    elif exchange(stage, out):
+        shutil.rmtree(stage, ignore_errors=True)  # it holds the old run now
+    else:  # two renames; clean_stale puts the old run back if a kill falls between them
+        aside = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(out, aside)
+        os.replace(stage, out)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 class RunFolder:

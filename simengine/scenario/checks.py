@@ -94,6 +94,9 @@ def check_licences(model: ScenarioModel, licences: Sequence[Licence], err: Error
             f"(term_years x periods_per_year = {deal.term_years * deal.periods_per_year:g})")
     if not licences:
         err("pool.licences", [], "at least one licence")
+    if licences and not any(lic.royalty > 0 for lic in licences):
+        err("pool.licences", "every royalty 0",
+            "at least one licence with a royalty above 0 (the pool would pay nothing)")
     ids, licensees = {}, {}
     for i, lic in enumerate(licences):
         if lic.id in ids:
@@ -104,6 +107,9 @@ def check_licences(model: ScenarioModel, licences: Sequence[Licence], err: Error
             if v is not None and v > T:
                 err_licence(i, key, v, f"a period in 1..{T} (term_years x periods_per_year; "
                             f"licence {lic.id!r})")
+            elif key != "start_period" and v is not None and v < lic.start_period:
+                err_licence(i, key, v, f"a period at or after start_period ({lic.start_period}; licence {lic.id!r} "
+                            "would pay nothing)")
         if lic.rating is not None:
             try:
                 rating_to_pd(lic.rating)
@@ -169,6 +175,8 @@ def check_structure(model: ScenarioModel, err: ErrorSink) -> None:
                 f"a unique trigger name (structure.triggers[{triggers.index(name)}] is also {name!r})")
 
     def check_names(path: str, listed):
+        if listed is not None and len(listed) == 0:
+            err(path, [], "at least one tranche name (leave the key out for the default)")
         for j, name in enumerate(listed or []):
             if name not in names:
                 err(f"{path}[{j}]", name, f"a tranche name, one of {names}{did_you_mean(name, names)}")
@@ -272,3 +280,21 @@ def check_default(model: ScenarioModel, licences: Sequence[Licence], err: ErrorS
                 err("risk.default.recovery_stdev", sd,
                     f"a beta stdev below sqrt(mean*(1-mean)) with 0 < mean < 1 (licence {lic.id}: mean {mean})")
                 break
+
+
+def scenario_warnings(model: ScenarioModel, licences: Sequence[Licence]) -> list[str]:
+    """What may be legitimate but deserves a person's eye (printed by ``validate`` and ``run``, kept
+    in the run's manifest): notes above everything the pool is scheduled to pay, i.e. a deal that
+    can only be repaid by its credit enhancement."""
+    T = model.deal.periods
+    scheduled = 0.0
+    for lic in licences:
+        last = min(lic.end_period or T, lic.expiry_period or T, T)
+        scheduled += lic.royalty * max(0, last - lic.start_period + 1)
+    notes = sum(t.balance for t in model.structure.tranches)
+    out = []
+    if notes > scheduled:
+        ratio = f"{notes / scheduled:.3g}x" if scheduled > 0 else "no royalties"
+        out.append(f"structure.tranches: notes of {notes:,.2f} exceed the {scheduled:,.2f} of royalties the pool is "
+                   f"scheduled to pay by legal final ({ratio}): only the credit enhancement can repay them")
+    return out

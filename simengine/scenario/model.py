@@ -400,15 +400,20 @@ class Importance(_Model):
 
     tranche: str | None = None  # the tranche whose default is targeted; default: the first (most senior)
     basis: Literal["enhanced", "standalone"] = "enhanced"
-    global_shift: Annotated[float, Field(ge=-8.0, le=8.0)] | None = None  # fixes the global factor's mean
+    # fixes the global factor's mean; past 6 the likelihood ratios span e^36 and no practical run keeps an
+    # effective sample (the run's diagnostics would withhold its ratings)
+    global_shift: Annotated[float, Field(ge=-6.0, le=6.0)] | None = None
     chi2_scale: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # fixes the t mixing scale
     pilot_paths: Annotated[int, Field(ge=200, le=1_000_000)] = 4_000
+
+
+MAX_PATHS = 10**10  # more is a typo: weeks of simulation and terabytes of per-path tables on any machine
 
 
 class Simulation(_Model):
     """[simulation]: paths, seed, chunking and variance reduction."""
 
-    paths: Annotated[int, Field(ge=1)] = 100_000
+    paths: Annotated[int, Field(ge=1, le=MAX_PATHS)] = 100_000
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     chunk_paths: Annotated[int, Field(ge=1)] = 50_000
     cashflow_sample_paths: Annotated[int, Field(ge=1)] = 10_000

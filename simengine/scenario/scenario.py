@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ScenarioError, ScenarioErrors
-from .checks import check_scenario
+from .checks import check_scenario, scenario_warnings
 from .keys import key_parts, set_dotted
 from .load import allowed_roots, read_pool_file, read_toml
 from .messages import errors_from_pydantic, path_text, row_label, unique_errors
@@ -101,6 +101,11 @@ class Scenario:
     def periods(self) -> int:
         """Payment periods from the first payment date to the legal final."""
         return self.model.deal.periods
+
+    @cached_property
+    def warnings(self) -> list[str]:
+        """Problems that may be legitimate (e.g. notes above the pool's scheduled royalties)."""
+        return scenario_warnings(self.model, self.licences)
 
     @cached_property
     def file_hash(self) -> str:

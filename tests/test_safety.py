@@ -1,0 +1,186 @@
+"""Never lose a run, refuse the absurd early (issue 18): reruns into a finished run folder, kills
+at random points, unwritable and full output folders, bad inputs that used to pass.
+
+Each case runs the real command line in a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+GZ = "scenarios/guangzhou_patent_2019.toml"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "simengine", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, **kw)
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file below ``folder`` (hidden ones included)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(parent: Path, name: str) -> list[str]:
+    return [p.name for p in parent.iterdir() if p.name.startswith(f".{name}.")]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gz"
+    r = cli("run", GZ, "--paths", 3000, "--seed", 1, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_a_rerun_into_a_finished_run_is_refused_without_overwrite(finished_run):
+    before = tree_digest(finished_run)
+    r = cli("run", GZ, "--paths", 3000, "--seed", 2, "--out", finished_run, "--quiet")
+    assert r.returncode == 2
+    assert f"{finished_run}: --out holds a finished run (seed 1, 3000 paths)" in r.stderr and "--overwrite" in r.stderr
+    assert tree_digest(finished_run) == before and not leftovers(finished_run.parent, "gz")
+
+
+def test_overwrite_replaces_a_finished_run_whole(tmp_path, finished_run):
+    out = tmp_path / "gz"
+    r = cli("run", GZ, "--paths", 3000, "--seed", 1, "--out", out, "--quiet")
+    assert r.returncode == 0
+    r = cli("run", GZ, "--paths", 2000, "--seed", 7, "--out", out, "--quiet", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["seed"] == 7 and manifest["paths"] == 2000
+    assert not leftovers(tmp_path, "gz") and not (out / ".spool").exists()
+
+
+def test_kills_at_random_points_keep_the_old_run_or_the_whole_new_one(tmp_path):
+    """Ten reruns with --overwrite, each killed (5 x SIGKILL, 5 x SIGINT) at a random moment from
+    start-up to the end of writing: afterwards the folder holds the old run bit for bit, or the
+    new run complete; the next run removes whatever a SIGKILL left beside it."""
+    out = tmp_path / "gz"
+    assert cli("run", GZ, "--paths", 3000, "--seed", 1, "--out", out, "--quiet").returncode == 0
+    old = tree_digest(out)
+    t0 = time.perf_counter()
+    r = cli("run", GZ, "--paths", 20_000, "--chunk-paths", 2000, "--seed", 2, "--out", tmp_path / "timing", "--quiet")
+    assert r.returncode == 0
+    whole = time.perf_counter() - t0
+    rng = random.Random(18)
+    outcomes = []
+    for trial in range(10):
+        sig = signal.SIGKILL if trial % 2 == 0 else signal.SIGINT
+        proc = subprocess.Popen([sys.executable, "-m", "simengine", "run", GZ, "--paths", "20000", "--chunk-paths",
+                                 "2000", "--seed", "2", "--out", str(out), "--quiet", "--overwrite"], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.2, 1.1) * whole)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=600)
+        now = tree_digest(out)
+        import json
+
+        manifest = json.loads((out / "manifest.json").read_text())
+        if now == old:
+            outcomes.append("old")
+        else:  # the new run, whole
+            assert manifest["status"] == "ok" and manifest["seed"] == 2, (trial, sig, err)
+            for table in ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths",
+                          "loss_exceedance", "tranche_losses", "pool_paths"):
+                assert (out / f"{table}.parquet").is_file(), (trial, table)
+            outcomes.append("new")
+            old = now  # the next trial replaces this one
+        if sig == signal.SIGINT and outcomes[-1] == "old" and proc.returncode != 0 and "Traceback" not in err:
+            # (a SIGINT while Python itself starts up ends in the interpreter's own traceback; one after
+            # the new run was swapped in, during the interpreter's exit, has nothing left to say)
+            assert ("interrupted (SIGINT): nothing of this run was kept" in err and "untouched" in err
+                    or "interrupted (SIGINT) before anything was written" in err), (proc.returncode, err, now == old)
+        if sig == signal.SIGINT:
+            assert not leftovers(tmp_path, "gz"), (trial, leftovers(tmp_path, "gz"))
+    # a later run cleans up what killed ones left, and the tree holds nothing else
+    r = cli("run", GZ, "--paths", 2000, "--seed", 3, "--out", out, "--quiet", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert not leftovers(tmp_path, "gz") and not any(p.name.startswith("simengine-spool") for p in tmp_path.iterdir())
+    assert "old" in outcomes or "new" in outcomes
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_say_what_they_left(tmp_path, sig):
+    out = tmp_path / "gz"
+    proc = subprocess.Popen([sys.executable, "-m", "simengine", "run", GZ, "--paths", "400000", "--chunk-paths",
+                             "20000", "--out", str(out), "--quiet"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + sig
+    assert f"interrupted ({signal.Signals(sig).name}): nothing of this run was kept; {out} was not created" in err
+    assert not out.exists() and not leftovers(tmp_path, "gz")
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def mounts(tmp_path):
+    made = []
+
+    def mount(name: str, options: str) -> Path:
+        path = tmp_path / name
+        if not _mount_tmpfs(path, options):
+            if os.environ.get("CI"):
+                pytest.fail("CI runs as root and must be able to mount a tmpfs for this test")
+            pytest.skip("cannot mount a tmpfs here (not root)")
+        made.append(path)
+        return path
+
+    yield mount
+    for path in made:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_a_read_only_output_folder_fails_before_simulating_with_one_line(mounts):
+    ro = mounts("ro", "size=1m,ro")
+    t0 = time.perf_counter()
+    r = cli("run", GZ, "--paths", 2_000_000, "--out", ro / "run", "--quiet")
+    assert r.returncode == 2 and time.perf_counter() - t0 < 60
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"INVALID {ro / 'run'}: --out cannot be written (Read-only file")
+    r = cli("run", GZ, "--paths", 2000, "--out", ro, "--quiet")  # the mount root itself
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"INVALID {ro}: --out is a mount point; expected a folder inside it"
+
+
+def test_a_full_output_folder_fails_before_simulating_with_one_line(mounts):
+    small = mounts("small", "size=1m")
+    r = cli("run", GZ, "--paths", 20_000, "--out", small / "run", "--quiet")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"INVALID {small}: about 15.5 MB needed for 20,000 paths, 1.0 MB free; expected "
+                                "fewer paths or another --out")
+    assert list(small.iterdir()) == []
+
+
+def test_an_absurd_path_count_needs_an_explicit_flag(tmp_path):
+    r = cli("run", "scenarios/w1_workload.toml", "--paths", 1_000_000_000, "--out", tmp_path / "w1", "--quiet")
+    assert r.returncode == 2 and "hours of simulation" in r.stderr and "--allow-long" in r.stderr
+    assert not (tmp_path / "w1").exists() and list(tmp_path.iterdir()) == []
+    r = cli("validate", "--help")
+    assert r.returncode == 0
+
+
+def test_too_many_threads_is_an_error_not_a_silent_clamp(tmp_path):
+    r = cli("run", GZ, "--paths", 1000, "--threads", 999, "--out", tmp_path / "gz", "--quiet")
+    assert r.returncode == 2 and "INVALID --threads 999: expected 1.." in r.stderr
+    assert list(tmp_path.iterdir()) == []
