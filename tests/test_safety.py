@@ -184,3 +184,59 @@ def test_too_many_threads_is_an_error_not_a_silent_clamp(tmp_path):
     r = cli("run", GZ, "--paths", 1000, "--threads", 999, "--out", tmp_path / "gz", "--quiet")
     assert r.returncode == 2 and "INVALID --threads 999: expected 1.." in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _variant(tmp_path, name: str, old: str, new: str) -> Path:
+    text = (REPO / GZ).read_text()
+    assert old in text, old
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize("name, old, new, key, expected", [
+    ("expiry_before_start", 'id = "GZ01"', 'id = "GZ01"\nstart_period = 5\nexpiry_period = 3',
+     "pool.licences[0].expiry_period = 3", "a period at or after start_period (5"),
+    ("reserve_covers_nothing", 'target_amount = 3_000_000.0     # [E] about one quarter of senior interest and fees\n'
+     'covers = ["senior"]', "target_amount = 3_000_000.0\ncovers = []", "structure.reserve.covers = []",
+     "at least one tranche name"),
+    ("guarantee_covers_nothing", 'loading = 0.4                   # [E]\ncovers = ["senior"]',
+     "loading = 0.4\ncovers = []", "structure.guarantee.covers = []", "at least one tranche name"),
+    ("paths_1e12", "paths = 100_000", "paths = 1_000_000_000_000", "simulation.paths = 1000000000000",
+     "10000000000"),
+])
+def test_inputs_that_used_to_pass_are_clear_errors(tmp_path, name, old, new, key, expected):
+    path = _variant(tmp_path, name, old, new)
+    for command in ("validate", "run"):
+        r = cli(command, path, "--out", tmp_path / "out") if command == "run" else cli(command, path)
+        assert r.returncode == 2, (command, r.stderr)
+        assert key in r.stderr and expected in r.stderr and str(path) in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists() and not leftovers(tmp_path, "out")
+
+
+def test_every_royalty_zero_is_an_error(tmp_path):
+    text = (REPO / GZ).read_text()
+    import re
+
+    path = tmp_path / "zero.toml"
+    path.write_text(re.sub(r"royalty = [0-9_.]+", "royalty = 0.0", text))
+    r = cli("validate", path)
+    assert r.returncode == 2
+    assert "pool.licences = 'every royalty 0': expected at least one licence with a royalty" in r.stderr
+
+
+def test_notes_far_above_the_royalties_are_a_recorded_warning(tmp_path):
+    """Legitimate for a deal that relies on its enhancement: a warning, printed and in the manifest."""
+    import json
+    import tomllib
+
+    raw = tomllib.loads((REPO / GZ).read_text())
+    scheduled = sum(l["royalty"] * 12 for l in raw["pool"]["licences"])  # every licence pays all 12 quarters
+    balance = raw["structure"]["tranches"][1]["balance"]  # the subordinated tranche stays as it is
+    path = _variant(tmp_path, "big_notes", "balance = 286_000_000.0", f"balance = {10 * scheduled - balance}")
+    r = cli("validate", path)
+    assert r.returncode == 0 and "WARNING" in r.stderr and "exceed the" in r.stderr
+    r = cli("run", path, "--paths", 500, "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0 and "only the credit enhancement can repay them" in r.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert any("only the credit enhancement can repay them" in w for w in manifest["scenario_warnings"])
