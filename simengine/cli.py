@@ -360,6 +360,8 @@ def _run_batch(args, jobs, out: Path) -> int:
 def _print_summary(res, out: Path) -> None:
     import pandas as pd
 
+    for warning in res.sampling_warnings:
+        print(f"WARNING sampling: {warning}", file=sys.stderr)
     s = res.summary
     cols = ["tranche", "pd", "pd_se", "pd_vr", "el", "el_se", "wal_years", "rating_moodys", "rating_moodys_range",
             "rating_sp", "rating_sp_range", "standalone_pd", "standalone_el", "standalone_rating_moodys"]

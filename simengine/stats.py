@@ -142,3 +142,33 @@ def exceedance(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
         x = np.linspace(min(0.0, float(x[0])), float(x[-1]), CURVE_POINTS)
     prob, se = exceedance_at(values, weights, x)
     return x, prob, se
+
+
+# below ~10 effective observations a weighted mean's own standard error is off by more than
+# 1/sqrt(2 x 10) = 22% even for normal data, and heavy-tailed likelihood ratios make it worse
+MIN_EFFECTIVE_HITS = 10
+WEIGHT_MEAN_Z = 4.0  # |mean weight - 1| beyond this many standard errors: the measure is off
+
+
+def effective_hits(event: np.ndarray, weights: np.ndarray) -> tuple[int, float]:
+    """(paths where ``event`` happened, Kish effective number of them, (sum w)^2 / sum w^2).
+
+    event : ndarray(bool), shape (n,);  weights : ndarray(float64), shape (n,)
+    With equal weights the two are equal; a handful of heavy weights makes the second small.
+    """
+    w = weights[event]
+    hits = int(w.shape[0])
+    return hits, (float(w.sum() ** 2 / (w * w).sum()) if hits and (w * w).sum() > 0 else 0.0)
+
+
+def event_sampling_ok(hits: int, ess: float) -> tuple[bool, str]:
+    """Whether an event's probability estimate rests on enough effectively distinct paths.
+
+    Unreliable when fewer than ``MIN_EFFECTIVE_HITS`` effective hits carry it *and* the weights
+    made them fewer than half the hits: plain Monte Carlo with few hits is honest (its interval
+    says how wide), a few heavy likelihood ratios are not (their standard error is itself wrong).
+    """
+    if hits and ess < MIN_EFFECTIVE_HITS and ess < 0.5 * hits:
+        return False, (f"{hits} paths lose, but their weights make them {ess:.3g} effective paths "
+                       f"(fewer than {MIN_EFFECTIVE_HITS}): the sampling measure is too far from this tranche's loss")
+    return True, ""

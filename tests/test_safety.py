@@ -240,3 +240,31 @@ def test_notes_far_above_the_royalties_are_a_recorded_warning(tmp_path):
     assert r.returncode == 0 and "only the credit enhancement can repay them" in r.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert any("only the credit enhancement can repay them" in w for w in manifest["scenario_warnings"])
+
+
+def test_a_measure_shifted_too_far_is_flagged_and_its_ratings_withheld(tmp_path):
+    """global_shift = -6 fixed by hand on Guangzhou (the pilot chooses about -2.7): the likelihood
+    ratios no longer average 1 and the tranches' losses rest on a handful of effective paths. The
+    run says so, marks every tranche statistic unreliable and withholds the ratings."""
+    import pandas as pd
+
+    path = _variant(tmp_path, "shifted", "[simulation]",
+                    '[simulation.importance]\nglobal_shift = -6.0\n\n[simulation]\nvariance_reduction = "importance"')
+    r = cli("run", path, "--paths", 20_000, "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING sampling: the likelihood ratios average" in r.stderr
+    assert "WARNING sampling: tranche subordinated (enhanced): PD, EL and loss quantiles unreliable" in r.stderr
+    s = pd.read_parquet(tmp_path / "run" / "summary.parquet")
+    assert not s["sampling_ok"].any() and not s["standalone_sampling_ok"].any()
+    ratings = [c for c in s.columns if "rating_" in c]
+    assert ratings and (s[ratings] == "unreliable").all().all()
+
+
+def test_a_measure_the_pilot_chose_keeps_its_targets_rating(tmp_path):
+    import pandas as pd
+
+    r = cli("run", GZ, "--paths", 20_000, "--variance-reduction", "importance", "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    s = pd.read_parquet(tmp_path / "run" / "summary.parquet").set_index("tranche")
+    assert s.loc["senior", "sampling_ok"] and s.loc["senior", "rating_sp"] != "unreliable"
+    assert s.loc["senior", "effective_hits"] >= 10

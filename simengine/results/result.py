@@ -22,8 +22,11 @@ from ..engine import RunSpec, ledgers, model_code_hash, part_name, resolved_hash
 from ..plan import Plan
 from ..scenario import Scenario
 from ..stats import (
+    WEIGHT_MEAN_Z,
     Z95,
     batch_se,
+    effective_hits,
+    event_sampling_ok,
     exceedance,
     kish_ess,
     variance_reduction,
@@ -39,6 +42,7 @@ LEVELS = (0.95, 0.99, 0.999)
 LEVEL_NAMES = ("95", "99", "999")
 BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
+UNRELIABLE = "unreliable"  # in place of a rating the run's sampling cannot support
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:
@@ -142,7 +146,8 @@ class SimulationResult:
                      coupon=float(wp.tranche_coupon_per_period[k] * wp.periods_per_year), paths=n,
                      variance_reduction=self.spec.sampling_info["variance_reduction"],
                      is_global_shift=self.sampling.global_shift, is_chi2_scale=self.sampling.chi2_scale,
-                     ess_kish=ess, weight_mean=w_mean, weight_mean_se=w_se)
+                     ess_kish=ess, weight_mean=w_mean, weight_mean_se=w_se,
+                     weight_max_share=float(w.max() / w.sum()) if n else math.nan)
                 for k, name in enumerate(self.plan.tranche_names)]
         for prefix, _ in BASES:
             loss = self._matrix(prefix + "loss_fraction")
@@ -184,6 +189,10 @@ class SimulationResult:
                     row[prefix + f"var_{name}_se"] = errors[3 + 2 * j]
                     row[prefix + f"es_{name}"] = values[4 + 2 * j]
                     row[prefix + f"es_{name}_se"] = errors[4 + 2 * j]
+                hits, ess_hits = effective_hits(defaulted[:, k] > 0, w)
+                ok, note = event_sampling_ok(hits, ess_hits)
+                row.update({prefix + "effective_hits": ess_hits, prefix + "sampling_ok": ok,
+                            prefix + "sampling_note": note})
                 row.update({
                     prefix + "rating_moodys": ratings.implied_moodys(el, wal_mean),
                     prefix + "rating_moodys_range": ratings.notch_range(m_best, m_worst),
@@ -199,6 +208,12 @@ class SimulationResult:
                     name = col if col.startswith("el_") else f"el_{col}"
                     row[prefix + name] = float(a[col])
                 row["attribution_paths"] = int(a["attribution_paths"])
+        self._check_measure(rows)
+        for prefix, _ in BASES:  # a rating the sampling cannot support is withheld, not printed
+            for row in rows:
+                if not row[prefix + "sampling_ok"]:
+                    for name in [c for c in row if c.startswith(prefix + "rating_")]:
+                        row[name] = UNRELIABLE
         draws = {kind: self._matrix(f"{kind}_draw_amount") for kind in PROVIDER_KINDS}
         for k, row in enumerate(rows):
             stats = [(f"{kind}_draw_mean_amount", x[:, k]) for kind, x in draws.items()]
@@ -206,6 +221,47 @@ class SimulationResult:
             for name, x in stats:
                 row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
         return pd.DataFrame(rows)
+
+    def _check_measure(self, rows: list[dict]) -> None:
+        """Mark every tranche statistic unreliable when the likelihood ratios do not average 1
+        within ``WEIGHT_MEAN_Z`` standard errors: the sample then misses part of the scenario's own
+        measure. Only the pilot's own target keeps its verdict (the measure was chosen to cover its
+        loss, and its effective hits were checked); a shift fixed by hand gets no such benefit."""
+        info = self.spec.sampling_info
+        mean, se = rows[0]["weight_mean"], rows[0]["weight_mean_se"]
+        if info["variance_reduction"] == "none" or abs(mean - 1.0) <= WEIGHT_MEAN_Z * se:
+            return
+        piloted = not info.get("fixed", False)
+        for prefix, basis in BASES:
+            for row in rows:
+                if piloted and row["tranche"] == info.get("target_tranche") and basis == info.get("target_basis"):
+                    continue
+                if row[prefix + "sampling_ok"]:
+                    row[prefix + "sampling_ok"] = False
+                    why = "was aimed at another tranche" if piloted else "was fixed by hand (let the pilot choose it)"
+                    row[prefix + "sampling_note"] = (
+                        f"the likelihood ratios average {mean:.3g} +- {se:.2g}, not 1: the measure {why}")
+
+    @cached_property
+    def sampling_warnings(self) -> list[str]:
+        """What the run's own sampling checks found, one line each (empty when all is well).
+
+        Per tranche and basis: its losses resting on too few effective paths (ratings withheld,
+        ``sampling_ok`` false); for the run: the mean likelihood ratio more than ``WEIGHT_MEAN_Z``
+        standard errors from 1 (the measure is off for whole-distribution statistics).
+        """
+        s = self.summary
+        out = []
+        for prefix, basis in BASES:
+            for _, row in s[~s[prefix + "sampling_ok"].astype(bool)].iterrows():
+                out.append(f"tranche {row['tranche']} ({basis}): PD, EL and loss quantiles unreliable: "
+                           f"{row[prefix + 'sampling_note']}; ratings withheld")
+        mean, se = float(s["weight_mean"].iloc[0]), float(s["weight_mean_se"].iloc[0])
+        if self.spec.sampling_info["variance_reduction"] != "none" and not abs(mean - 1.0) <= WEIGHT_MEAN_Z * se:
+            out.append(f"the likelihood ratios average {mean:.3g} +- {se:.2g}, not 1: pool statistics and tranches "
+                       "the measure was not aimed at may be far off (Kish effective sample size "
+                       f"{float(s['ess_kish'].iloc[0]):,.0f} of {self.paths:,})")
+        return out
 
     @cached_property
     def channel_attribution(self) -> pd.DataFrame:
@@ -324,6 +380,7 @@ class SimulationResult:
         return {**self.provenance(), "status": status, "timings": {**self.timings, **(timings or {})},
                 "resolved_scenario": self.scenario.resolved(), "pool_summary": self.pool_summary,
                 "rating_tables": ratings.TABLE_VERSIONS, "scenario_warnings": self.scenario.warnings,
+                "sampling_warnings": self.sampling_warnings,
                 "units": "fractions of original tranche balance unless a column ends in _amount"}
 
     def to_parquet(self, out_dir: str | Path) -> Path:
