@@ -268,3 +268,19 @@ def test_a_measure_the_pilot_chose_keeps_its_targets_rating(tmp_path):
     s = pd.read_parquet(tmp_path / "run" / "summary.parquet").set_index("tranche")
     assert s.loc["senior", "sampling_ok"] and s.loc["senior", "rating_sp"] != "unreliable"
     assert s.loc["senior", "effective_hits"] >= 10
+
+
+def test_temporary_spools_of_killed_processes_are_removed_by_the_next_run(tmp_path):
+    """The Python API spools to the temporary directory; one a killed process left (its pid no
+    longer runs) is removed when the next temporary spool is made, a live process's is kept."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    code = ("import simengine as se, os, signal; r = se.simulate('scenarios/guangzhou_patent_2019.toml', "
+            "paths=2000, progress=False); os.kill(os.getpid(), signal.SIGKILL)")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, timeout=600)
+    left = [p for p in tmp_path.iterdir() if p.name.startswith("simengine-spool-")]
+    assert len(left) == 1  # SIGKILL: nothing could clean up
+    mine = tmp_path / f"simengine-spool-{os.getpid()}-live"
+    mine.mkdir()
+    code = "import simengine as se; r = se.simulate('scenarios/guangzhou_patent_2019.toml', paths=2000, progress=False)"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, timeout=600, check=True)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("simengine-spool-")] == [mine.name]

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -23,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow.parquet as pq
 
-from .._io import atomic_json, atomic_parquet
+from .._io import atomic_json, atomic_parquet, pid_alive
 from .._version import __version__
 from ..plan import Plan
 from ..scenario import Scenario
@@ -33,6 +34,7 @@ from .sampling import Sampling
 log = logging.getLogger("simengine")
 PACKAGE = Path(__file__).resolve().parents[1]
 STAMP = "spool.json"
+TEMP_PREFIX = "simengine-spool-"  # + pid: a temporary spool its process left is found and removed
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def open_spool(spec: RunSpec, spool_dir: str | Path | None, stale: str = "error"
     ``stale="error"``, or emptied and started afresh with ``stale="replace"`` (a batch's own spool).
     """
     if spool_dir is None:
-        return Path(tempfile.mkdtemp(prefix="simengine-spool-")), True
+        clean_stale_spools()
+        return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")), True
     spool = Path(spool_dir)
     spool.mkdir(parents=True, exist_ok=True)
     stamp = spool / STAMP
@@ -173,6 +176,18 @@ def open_spool(spec: RunSpec, spool_dir: str | Path | None, stale: str = "error"
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     atomic_json(stamp, want)
     return spool, False
+
+
+def clean_stale_spools(folder: str | Path | None = None) -> list[Path]:
+    """Remove the temporary spools that runs killed before they could clean up left in
+    ``folder`` (the temporary directory): those whose process no longer runs."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        pid = path.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def part_name(index: int) -> str:
