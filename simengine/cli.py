@@ -323,12 +323,13 @@ def _batch(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .batch import BatchInputError, default_out, sweep_jobs
+    from .batch import BatchInputError, check_sweep_keys, default_out, sweep_jobs
     from .errors import ScenarioError
     from .scenario import load_scenario
 
     try:
-        load_scenario(args.file)  # a bad base file is bad input for every point: say it once
+        base = load_scenario(args.file)  # a bad base file is bad input for every point: say it once
+        check_sweep_keys(base, args.sets)
         jobs = sweep_jobs(args.file, args.sets)
     except (ScenarioError, BatchInputError) as exc:
         _invalid(exc)

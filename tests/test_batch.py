@@ -43,7 +43,7 @@ GZ = REPO / "scenarios" / "guangzhou_patent_2019.toml"
 STRESS = REPO / "scenarios" / "stress" / "guangzhou"
 # a chunk of 10^13 paths asks numpy for petabytes: a scenario that validates and then fails when it
 # runs, on any worker, with no test hook in the engine
-BOOM = "[simulation]\npaths = 10_000_000_000_000\nchunk_paths = 10_000_000_000_000\n"
+BOOM = "[simulation]\npaths = 10_000_000_000\nchunk_paths = 10_000_000_000\n"  # valid, but no memory holds a chunk
 
 
 def scenario(folder: Path, name: str, body: str = "", paths: int = 3_000, chunk_paths: int = 500,
@@ -125,7 +125,7 @@ def test_dask_local_cluster_gives_the_local_bits_and_records_failures(tmp_path):
     (src / "c.toml").write_text((src / "c.toml").read_text() + 'variance_reduction = "antithetic"\n')
     scenario(src, "invalid", "[risk.correlation]\nglobal = 1.5\n")
     scenario(src, "boom", BOOM)
-    inputs = [src, tmp_path / "missing.toml"]
+    inputs = [src]
 
     here = tmp_path / "here" / "batch"
     assert run_batch(file_jobs([str(p) for p in inputs]), here) == 1  # a failure outranks bad input
@@ -140,10 +140,9 @@ def test_dask_local_cluster_gives_the_local_bits_and_records_failures(tmp_path):
     for out in (here, dask):
         got = rows(out)
         assert {k: v["status"] for k, v in got.items()} == {
-            "a": "ok", "b": "ok", "c": "ok", "boom": "failed", "invalid": "bad_input", "missing": "bad_input"}
+            "a": "ok", "b": "ok", "c": "ok", "boom": "failed", "invalid": "bad_input"}
         assert "Unable to allocate" in got["boom"]["error"] and "MemoryError" in got["boom"]["error"]
         assert "risk.correlation.global = 1.5" in got["invalid"]["error"] and "invalid.toml" in got["invalid"]["error"]
-        assert "missing.toml" in got["missing"]["error"]
         assert got["c"]["paths"] == 3_000 and got["c"]["chunk_paths"] == 500 and got["c"]["chunks"] == 6
         for sid in "abc":
             assert got[sid]["chunks_computed"] == 6 and got[sid]["chunks_resumed"] == 0
@@ -543,3 +542,56 @@ def test_dask_address_uses_that_cluster_and_spreads_one_scenarios_chunks(tmp_pat
     assert row["chunks"] == 32 and row["chunks_computed"] == 32 and row["chunk_workers"] == 2
     assert rows(here)["big"]["chunk_workers"] == 1
     assert_same_outputs(here, tmp_path / "there" / "batch")
+
+
+def test_bad_command_inputs_write_nothing_and_the_corrected_command_runs(tmp_path):
+    """A missing file or an unknown --set key is a mistake in the command, not a scenario: exit 2,
+    no batch folder, so the corrected command runs without --resume (issue 18)."""
+    src = tmp_path / "scenarios"
+    src.mkdir()
+    scenario(src, "a", paths=500, chunk_paths=500)
+    out = tmp_path / "batch"
+    r = cli(["batch", src, tmp_path / "mising.toml", "--out", out])
+    assert r.returncode == 2 and "mising.toml: no such scenario file" in r.stderr and not out.exists()
+    r = cli(["sweep", src / "a.toml", "--set", "risk.corelation.global=0.2", "--out", out])
+    assert r.returncode == 2 and "risk.corelation.global" in r.stderr and not out.exists()
+    r = cli(["batch", src, "--out", out])
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "batch_manifest.json").read_text())
+    assert m["counts"]["ok"] == len(m["scenarios"]) == 1
+
+
+def test_resume_with_other_inputs_is_refused_and_counts_match_rows(tmp_path):
+    src = tmp_path / "scenarios"
+    src.mkdir()
+    scenario(src, "a", paths=500, chunk_paths=500)
+    out = tmp_path / "sweep"
+    assert cli(["sweep", src / "a.toml", "--set", "risk.correlation.global=0.2,0.3", "--out", out]).returncode == 0
+    r = cli(["sweep", src / "a.toml", "--set", "risk.correlation.global=0.2,0.4", "--out", out, "--resume"])
+    assert r.returncode == 2 and "was started with other scenarios or --set values" in r.stderr
+    r = cli(["sweep", src / "a.toml", "--set", "risk.correlation.global=0.2,0.3", "--out", out, "--resume",
+             "--paths", "600"])
+    assert r.returncode == 2 and "--paths 600" in r.stderr and "(not given)" in r.stderr and "None" not in r.stderr
+    m = json.loads((out / "batch_manifest.json").read_text())
+    assert sum(m["counts"].values()) == len(m["scenarios"]) == 2
+
+
+def test_the_readme_batch_examples_write_separate_folders():
+    """README's batch and sweep examples run one after another as shown: each has its own --out
+    (given, or the default results/<kind>-<first input's name>)."""
+    import shlex
+
+    from simengine.batch import default_out
+
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("## Batches, stress sets and sweeps"):]
+    block = block[block.index("```") + 3:]
+    block = block[:block.index("```")]
+    outs = []
+    for line in block.splitlines():
+        words = shlex.split(line.split("#")[0])
+        if len(words) < 3 or words[0] != "simengine" or "|" in line:
+            continue
+        kind, first = words[1], words[2]
+        outs.append(words[words.index("--out") + 1] if "--out" in words else str(default_out([first], kind)))
+    assert len(outs) >= 3 and len(set(outs)) == len(outs), outs

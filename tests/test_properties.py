@@ -23,7 +23,8 @@ def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
     n_lic = draw(st.integers(1, 6))
     licences = []
     for i in range(n_lic):
-        royalty = draw(st.floats(0.0, 1_000.0))
+        # licence 0 pays something: a pool of zero royalties is an error (issue 18), others may be 0
+        royalty = draw(st.floats(1e-3 if i == 0 else 0.0, 1_000.0))
         start = draw(st.integers(1, periods))
         lic = {"id": f"L{i}", "licensee": f"E{draw(st.integers(0, n_lic - 1))}", "royalty": royalty,
                "start_period": start, "end_period": draw(st.integers(start, periods)),
@@ -40,7 +41,7 @@ def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
         if lic["royalty_type"] == "running":
             lic["minimum_royalty"] = lic["royalty"] * draw(st.floats(0.0, 1.0))
         if draw(st.booleans()):
-            lic["expiry_period"] = draw(st.integers(1, periods))
+            lic["expiry_period"] = draw(st.integers(lic["start_period"], periods))  # before start is an error
     modes = ["sequential"] if sequential_only else ["sequential", "pro_rata", "bullet", "schedule"]
     tranches = []
     for j in range(draw(st.integers(1, 3))):

@@ -26,8 +26,8 @@ grids, ids), :mod:`.steps` (prepare, chunk, finish: what runs in any process), :
 cluster and its client), :mod:`.runner` (:class:`Batch`: triage, manifest, progress, scheduling).
 """
 
-from .jobs import BatchInputError, Job, default_out, file_jobs, parse_set, safe_id, sweep_jobs
+from .jobs import BatchInputError, Job, check_sweep_keys, default_out, file_jobs, parse_set, safe_id, sweep_jobs
 from .runner import Batch, run_batch
 
-__all__ = ["Batch", "BatchInputError", "Job", "default_out", "file_jobs", "parse_set", "run_batch", "safe_id",
-           "sweep_jobs"]
+__all__ = ["Batch", "BatchInputError", "Job", "check_sweep_keys", "default_out", "file_jobs", "parse_set",
+           "run_batch", "safe_id", "sweep_jobs"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ScenarioError
 from ..scenario import Scenario, load_scenario
 
 
@@ -104,7 +105,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     Raises
     ------
     BatchInputError
-        A folder without ``*.toml`` files, or a glob that matches no file.
+        A file that does not exist, a folder without ``*.toml`` files, or a glob that matches no file.
     """
     files: list[Path] = []
     for item in inputs:
@@ -117,6 +118,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not found:
                 raise BatchInputError(f"{item}: the pattern matches no file; expected a glob of scenario files")
+        elif not path.is_file():  # a typo in the command: nothing is written, the corrected command just runs
+            raise BatchInputError(f"{item}: no such scenario file; expected a scenario file, a folder of them or "
+                                  "a quoted glob")
         else:
             found = [path]
         files.extend(found)
@@ -193,6 +197,26 @@ def _show_value(value: Any) -> str:
     if isinstance(value, (int, float, str)):
         return str(value)
     return json.dumps(value, sort_keys=True)
+
+
+UNKNOWN_KEY = ("a known key", "a key path that exists")  # how a scenario error says a key does not exist
+
+
+def check_sweep_keys(base, sets: list[str]) -> None:
+    """Refuse a ``--set`` key the scenario does not have (a typo in the command, not a bad point).
+
+    ``base`` is the loaded :class:`~simengine.scenario.Scenario`; a bad *value* is left to the
+    points (each a ``bad_input`` row), an unknown *key* is a :class:`BatchInputError`.
+    """
+    for text in sets:
+        key, values = parse_set(text)
+        try:
+            base.with_overrides({key: values[0]})
+        except ScenarioError as exc:
+            for e in getattr(exc, "errors", [exc]):
+                if e.expected.startswith(UNKNOWN_KEY) and key.startswith(e.key_path):
+                    raise BatchInputError(f"--set {key}: not a key of {base.source} ({e.key_path}: expected "
+                                          f"{e.expected.split(' (set by')[0]})") from None
 
 
 def sweep_jobs(file: str, sets: list[str]) -> list[Job]:

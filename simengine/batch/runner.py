@@ -156,6 +156,11 @@ class _Item:
     t0: float = 0.0
 
 
+def _given(value) -> str:
+    """An option's value for a message: ``(not given)`` rather than Python's ``None``."""
+    return "(not given)" if value is None else str(value)
+
+
 class Batch:
     """A batch folder and its manifest; :meth:`run` does the work.
 
@@ -198,8 +203,14 @@ class Batch:
             for name, value in self.options.items():
                 if old.get("options", {}).get(name) != value:
                     flag = "--" + name.replace("_", "-")
-                    raise BatchInputError(f"{flag} {value}: {out} was started with {flag} "
-                                          f"{old['options'].get(name)}; expected the same options to resume it")
+                    raise BatchInputError(f"{flag} {_given(value)}: {out} was started with {flag} "
+                                          f"{_given(old['options'].get(name))}; expected the same options to "
+                                          "resume it")
+            was = old.get("inputs")
+            if was is not None and was != self.inputs():
+                raise BatchInputError(f"{out}: was started with other scenarios or --set values "
+                                      f"({len(was)} scenarios, now {len(jobs)}); expected the same inputs to resume "
+                                      "it, or a new --out")
         self.batch_id = old["batch"] if old else safe_id(self.out.name)
         self.sessions = (old or {}).get("sessions", [])
         self.session = len(self.sessions) + 1
@@ -220,10 +231,18 @@ class Batch:
         return self.out / "combined" / f"batch={self.batch_id}" / f"scenario={sid}" / "part-0.parquet"
 
     # -- manifest ---------------------------------------------------------------------------------
+    def inputs(self) -> list[dict]:
+        """The scenarios this batch was asked to run (a resume must be asked the same)."""
+        return [{"scenario_id": j.scenario_id, "file": j.file, "overrides": j.overrides} for j in self.jobs]
+
+    def all_rows(self) -> list[dict]:
+        """Manifest rows: this session's, then an earlier session's scenarios it was not given."""
+        return list(self.rows.values()) + [r for sid, r in self.old_rows.items() if sid not in self.rows]
+
     def counts(self) -> dict:
-        """Scenarios of this session by status: {"ok", "bad_input", "failed", "pending"} -> count."""
+        """Scenarios of the manifest by status: {"ok", "bad_input", "failed", "pending"} -> count."""
         out = {OK: 0, BAD_INPUT: 0, FAILED: 0, PENDING: 0}
-        for row in self.rows.values():
+        for row in self.all_rows():
             out[row["status"]] += 1
         return out
 
@@ -238,12 +257,13 @@ class Batch:
 
         # scenarios of an earlier session that this one was not given stay listed (their
         # folders and combined parts are still in the batch)
-        rows = list(self.rows.values()) + [r for sid, r in self.old_rows.items() if sid not in self.rows]
+        rows = self.all_rows()
         session = self.sessions[-1]
         if finished:
             session["finished_at"] = _now()
         data = {"batch": self.batch_id, "out": str(self.out), "status": "finished" if finished else "running",
-                "options": self.options, "counts": self.counts(), "exit_code": self.exit_code() if finished else None,
+                "options": self.options, "inputs": self.inputs(), "counts": self.counts(),
+                "exit_code": self.exit_code() if finished else None,
                 "sessions": self.sessions,
                 "layout": {"runs": "runs/<scenario_id>/", "spool": "spool/<scenario_id>/ (while running)",
                            "combined": f"combined/batch={self.batch_id}/scenario=<scenario_id>/part-0.parquet"},
