@@ -19,12 +19,13 @@ from .._io import atomic_bytes
 from ..errors import ScenarioError
 from ..scenario import load_scenario
 from ..scenario.notes import TAGS, scenario_notes
-from .format import shown
+from .format import Shown, shown
 from .plots import RUN_FIGURES, MissingData, pool_table
 from .report_blocks import Cell, Grid, Note, Pre, Section, Table, Text, figure_block, missing, render
 from .report_tables import (
     ANALYSIS_TABLES,
     CORE_TABLES,
+    estimate,
     generic_table,
     manifest_value,
     pool_statistics_table,
@@ -199,7 +200,7 @@ class RunReport:
             if rows:
                 counts = pd.Series([t for k in notes.keys for t in k.tags]).value_counts()
                 blocks.append(Table([[("key", 1), ("value as written", 1), ("tag", 1), ("comment", 1)]], rows,
-                                    caption=f"{name}: values with a comment",
+                                    caption=f"{name}: values with a comment", origin=notes.file,
                                     notes=["Tagged values: " + ", ".join(f"{TAGS[t]} [{t}] {n}"
                                                                          for t, n in counts.items())]
                                     if len(counts) else []))
@@ -208,7 +209,7 @@ class RunReport:
     def provenance_section(self) -> Section:
         """Seed, paths, sampling, versions, hashes, rating-table sources."""
         mf = self.manifest
-        rows: list[list[Cell]] = [[["run folder"], [str(self.run.path.resolve())]],
+        rows: list[list[Cell]] = [[["run folder"], [shown(str(self.run.path.resolve()), "text", derived="path")]],
                                   [["status"], [self.m("status", "text")]]]
         for path, label, unit in (("scenario_file", "scenario file", "text"),
                                   ("scenario_hash", "scenario hash (sha256)", "text"),
@@ -283,12 +284,15 @@ class RunReport:
         blocks.append(self.figure("stratification"))
         blocks.append(self.figure("royalty-schedule"))
         top = lic.sort_values("scheduled_amount", ascending=False).head(25)
-        rows = [[[str(r["id"])], [str(r["licensee"])], [str(r["industry"])], [str(r["technology"])],
-                 [str(r["region"])], [str(r["ip_type"])], [str(r["royalty_type"])],
+        def label(x) -> Shown:
+            return shown(str(x), "text", derived="input")
+
+        rows = [[[label(r["id"])], [label(r["licensee"])], [label(r["industry"])], [label(r["technology"])],
+                 [label(r["region"])], [label(r["ip_type"])], [label(r["royalty_type"])],
                  [shown(r["royalty"], "amount", exact=True, derived="input")],
                  [shown(r["scheduled_amount"] / total, "percent", decimals=1, derived="share")],
                  [shown(r["pd_annual"], "percent", exact=True, derived="input") if pd.notna(r["pd_annual"])
-                  else str(r["rating"])]] for _, r in top.iterrows()]
+                  else label(r["rating"])]] for _, r in top.iterrows()]
         blocks.append(Table([[("id", 1), ("licensee", 1), ("industry", 1), ("technology", 1), ("region", 1),
                               ("IP type", 1), ("royalty", 1), (f"royalty per period ({self.currency})", 1),
                               ("share", 1), ("PD or rating", 1)]], rows, wide=True,
@@ -334,14 +338,12 @@ class RunReport:
                     if col not in ca.columns:
                         cells.append(["missing"])
                         continue
-                    se = r.get(f"{col}_se")
-                    # the interaction has no error of its own: it is shown to the EL's digits
-                    part = [shown(r[col], "percent", se if se is not None else r.get("el_se"),
-                                  source="channel_attribution.parquet", key=key, column=col)]
-                    if se is not None and pd.notna(se):
-                        part += [" ± ", shown(se, "percent", se, source="channel_attribution.parquet", key=key,
-                                              column=f"{col}_se")]
-                    cells.append(part)
+                    if f"{col}_se" in ca.columns:
+                        cells.append(estimate(r[col], r[f"{col}_se"], "percent", "channel_attribution.parquet", key,
+                                              col, f"{col}_se"))
+                    else:  # the interaction has no error of its own: it is shown to the EL's digits
+                        cells.append([shown(r[col], "percent", r.get("el_se"), source="channel_attribution.parquet",
+                                            key=key, column=col)])
                 cells.append([shown(r.get("attribution_paths"), "count", source="channel_attribution.parquet",
                                     key=key, column="attribution_paths")])
                 rows.append(cells)
@@ -385,8 +387,9 @@ class RunReport:
         rows = []
         for name in sorted(set(CORE_TABLES) | set(self.present) | {n for n, _, _ in ANALYSIS_TABLES}):
             if name in self.present:
-                rows.append([[f"{name}.parquet"], ["present"], [shown(self.run.num_rows(name), "count")],
-                             [shown(len(self.run.columns(name)), "count")]])
+                rows.append([[f"{name}.parquet"], ["present"],
+                             [shown(self.run.num_rows(name), "count", derived="parquet footer")],
+                             [shown(len(self.run.columns(name)), "count", derived="parquet schema")]])
             else:
                 rows.append([[f"{name}.parquet"], ["missing"], ["—"], ["—"]])
         out.append(Section("appendix-files", "Appendix: tables of this run folder",

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .format import shown
+from .format import Shown, shown
 from .plots import batch_figure
 from .report_blocks import Cell, Note, Section, Table, Text, figure_block, render
 from .run_folder import BatchFolder, RunFolder, RunFolderError
@@ -129,18 +129,21 @@ class BatchReport:
             facts.append([[f"session {s.get('session')}"],
                           [f"{s.get('started_at')} → {s.get('finished_at')}, {s.get('scheduler')}: "
                            f"simengine {' '.join(s.get('argv') or [])}"]])
-        overview = [Table([], facts, caption="Batch (batch_manifest.json)")]
+        overview = [Table([], facts, caption="Batch (batch_manifest.json)", origin="batch_manifest.json")]
         status_rows = []
         for i, r in enumerate(b.rows):
             error = (r.get("error") or "").splitlines()[0] if r.get("error") else ""
-            status_rows.append([[r["scenario_id"]], [str(r.get("status"))], [str(r.get("scenario_name") or "")],
-                                [str(r.get("overrides") or "")],
+            def text(name: str, i: int = i, r: dict = r) -> Shown:
+                return shown(r.get(name), "text", source="batch_manifest.json", column=f"scenarios.{i}.{name}")
+
+            status_rows.append([[r["scenario_id"]], [text("status")], [text("scenario_name")], [text("overrides")],
                                 [shown(r.get("paths"), "count", source="batch_manifest.json",
                                        column=f"scenarios.{i}.paths")],
                                 [shown(r.get("seed"), "id", source="batch_manifest.json",
                                        column=f"scenarios.{i}.seed")],
                                 [shown(r.get("total_seconds"), "plain", decimals=1, source="batch_manifest.json",
-                                       column=f"scenarios.{i}.total_seconds")], [error]])
+                                       column=f"scenarios.{i}.total_seconds")],
+                                [shown(error, "text", derived="first line of the error") if error else ""]])
         overview.append(Table([[("scenario", 1), ("status", 1), ("deal", 1), ("overrides", 1), ("paths", 1),
                                 ("seed", 1), ("seconds", 1), ("error", 1)]], status_rows, wide=True,
                               caption="Scenarios"))

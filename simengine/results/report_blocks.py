@@ -36,6 +36,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     wide: bool = False
     numeric: bool = False  # every data cell right-aligned (text such as ratings too)
+    origin: str = ""  # a table that quotes a file's text (not numbers from the run folder): which file
     kind: str = "table"
 
 

@@ -5,7 +5,6 @@ and a generic table for anything else a folder holds (new columns and tables nev
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -67,7 +66,7 @@ def manifest_value(manifest: dict, path: str):
     return node
 
 
-def _estimate(value, se, unit: str, source: str, key: dict, column: str, se_column: str | None) -> Cell:
+def estimate(value, se, unit: str, source: str, key: dict, column: str, se_column: str | None) -> Cell:
     """A value ± its standard error (the error omitted where it is zero: every path agrees)."""
     cell: Cell = [shown(value, unit, se, source=source, key=key, column=column)]
     if se_column is not None and se is not None and not (pd.isna(se) or se == 0):
@@ -102,7 +101,7 @@ def tranche_table(run: RunFolder) -> list:
                 if unit == "text":
                     row.append([shown(r[col], "text", source=src, key=key, column=col)])
                     continue
-                cell = _estimate(r[col], se, unit, src, key, col, se_col)
+                cell = estimate(r[col], se, unit, src, key, col, se_col)
                 if stem == "pd" and prefix + "pd_lower" in s.columns and prefix + "pd_upper" in s.columns:
                     lo, hi = r[prefix + "pd_lower"], r[prefix + "pd_upper"]
                     cell += [" [", shown(lo, unit, se, source=src, key=key, column=prefix + "pd_lower", digits=2),
@@ -119,7 +118,7 @@ def tranche_table(run: RunFolder) -> list:
                 row.append(["n/a (standalone)"])
                 if col in s.columns:
                     se_col = col + "_se" if col + "_se" in s.columns else None
-                    row.append(_estimate(r[col], r[se_col] if se_col else None, unit, src, {"tranche": t}, col,
+                    row.append(estimate(r[col], r[se_col] if se_col else None, unit, src, {"tranche": t}, col,
                                          se_col))
                 else:
                     lost.add(col)
@@ -141,7 +140,7 @@ def tranche_table(run: RunFolder) -> list:
         for c in shared:
             unit = "text" if c == "variance_reduction" else "count" if c == "paths" else "plain"
             se_col = c + "_se" if c + "_se" in s.columns else None
-            cells.append([[c.replace("_", " ")], _estimate(r[c], r[se_col] if se_col else None, unit,
+            cells.append([[c.replace("_", " ")], estimate(r[c], r[se_col] if se_col else None, unit,
                                                            "summary.parquet", key, c, se_col)])
         blocks.append(Table([[("sampling", 1), ("", 1)]], cells, caption="Sampling (the same for every tranche)"))
     if run.variance_reduction == "none":
@@ -186,7 +185,7 @@ def pool_statistics_table(run: RunFolder) -> Table:
             continue
         label, unit = _pool_label(name)
         se_col = name + "_se" if name + "_se" in ps else None
-        rows.append([[label], _estimate(value, ps.get(se_col) if se_col else None, unit, "pool_summary.parquet", {},
+        rows.append([[label], estimate(value, ps.get(se_col) if se_col else None, unit, "pool_summary.parquet", {},
                                         name, se_col)])
     exp, sched = ps.get("expected_collections_amount"), ps.get("scheduled_collections_amount")
     if exp is not None and sched:
@@ -212,7 +211,7 @@ def summary_appendix(run: RunFolder) -> Table:
                                   source="summary.parquet", key={"tranche": r["tranche"]}, column=col)])
             else:
                 unit = "amount" if col.endswith("_amount") else "plain"
-                row.append(_estimate(value, r[se_col] if se_col else None, unit, "summary.parquet",
+                row.append(estimate(value, r[se_col] if se_col else None, unit, "summary.parquet",
                                      {"tranche": r["tranche"]}, col, se_col))
         rows.append(row)
     return Table([[("column", 1)] + [(str(t), 1) for t in s["tranche"]]], rows, wide=True, numeric=True,
@@ -235,7 +234,7 @@ def generic_table(run: RunFolder, name: str, limit: int = GENERIC_ROWS) -> Table
             else:
                 se_col = c + "_se" if c + "_se" in frame.columns else None
                 unit = "amount" if c.endswith("_amount") else "plain"
-                row.append(_estimate(v, r[se_col] if se_col else None, unit, f"{name}.parquet", key, c, se_col))
+                row.append(estimate(v, r[se_col] if se_col else None, unit, f"{name}.parquet", key, c, se_col))
         rows.append(row)
     notes = []
     if len(frame) > limit:
@@ -318,10 +317,5 @@ def worst_path_blocks(run: RunFolder) -> list:
     return blocks
 
 
-def is_number(x) -> bool:
-    """Whether ``x`` is a finite real number (not a bool)."""
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-__all__ = ["ANALYSIS_TABLES", "CORE_TABLES", "generic_table", "is_number", "manifest_value", "pool_statistics_table",
-           "summary_appendix", "tranche_table", "worst_path_blocks"]
+__all__ = ["ANALYSIS_TABLES", "CORE_TABLES", "estimate", "generic_table", "manifest_value",
+           "pool_statistics_table", "summary_appendix", "tranche_table", "worst_path_blocks"]
