@@ -4,7 +4,7 @@ standard library and no network port: Chromium's ``--remote-debugging-pipe`` rea
 file descriptor 3 and writes replies to 4, one NUL-terminated JSON message each.
 
 The browser is the distribution's (Debian: ``apt-get install chromium``); ``SIMENGINE_CHROMIUM``
-names another executable.
+names another executable and ``SIMENGINE_CHROMIUM_FLAGS`` adds command-line flags.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import select
+import shlex
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,7 @@ class Browser:
                 f"--user-data-dir={self._profile.name}", f"--window-size={self.size[0]},{self.size[1]}"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+        args += shlex.split(os.environ.get("SIMENGINE_CHROMIUM_FLAGS", ""))  # e.g. --no-sandbox in a container
 
         # a small Python trampoline puts the pipe ends on descriptors 3 and 4, then becomes the browser
         # (a preexec_fn would run between fork and exec in a process that may have numba's threads)

@@ -94,6 +94,21 @@ def stratification_figure(run: RunFolder) -> Figure:
     axes = fig.subplots(2, 3).ravel()
     for ax, by in zip(axes, ("industry", "technology", "region", "ip_type", "licensee")):
         share = lic.groupby(by)["scheduled_amount"].sum().sort_values(ascending=False) / total
+        if by == "licensee" and len(share) > 12:  # many obligors: the concentration curve says more than bars
+            top = np.cumsum(share.to_numpy()) * 100
+            k = np.arange(1, len(top) + 1)
+            ax.plot(k, top, color="C0")
+            ax.plot(k, k / len(k) * 100, color="grey", linestyle=":", label="equal shares")
+            marks = [n for n in (1, 5, 10, 20) if n <= len(top)]
+            ax.plot(marks, top[np.array(marks) - 1], "o", color="C0", ms=3)
+            ax.text(0.03, 0.97, "\n".join(f"largest {n}: {top[n - 1]:.1f}%" for n in marks), transform=ax.transAxes,
+                    va="top", fontsize=7, bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"))
+            ax.set_xlabel("largest k licensees", fontsize=8)
+            ax.set_ylabel("% of scheduled royalties", fontsize=8)
+            ax.set_title(f"licensee concentration ({len(share)} licensees)", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+            continue
         if len(share) > 12:
             share = pd.concat([share.iloc[:11], pd.Series({f"{len(share) - 11} others": share.iloc[11:].sum()})])
         labels = [str(s) if len(str(s)) <= 28 else str(s)[:26] + "…" for s in share.index]
@@ -424,7 +439,7 @@ def rating_figure(run: RunFolder) -> Figure:
         hi = int(min(len(scale) + 1, max(used, default=len(scale) - 1) + 2))
         ticks = np.arange(lo, hi)
         ax.set_xticks(ticks, [scale[t] if t < len(scale) else f"below {scale[-1]}" for t in ticks],
-                      rotation=60, fontsize=7)
+                      rotation=90, fontsize=7)
         ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(lo - 0.5, hi - 0.5)

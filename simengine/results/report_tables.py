@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .format import shown
-from .report_blocks import Cell, Note, Table, Text
+from .report_blocks import Cell, Grid, Note, Table, Text
 from .run_folder import RunFolder
 
 CORE_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance",
@@ -146,6 +146,11 @@ def tranche_table(run: RunFolder) -> list:
     if run.variance_reduction == "none":
         blocks.append(Text("Plain Monte Carlo: every path has weight 1, so the effective sample size is the number "
                            "of paths and no variance-reduction factor applies."))
+    elif "ess_kish" in s.columns and s["ess_kish"].iloc[0] < 0.1 * run.paths:
+        blocks.append(Note(f"Weighted paths ({run.variance_reduction} sampling): Kish's effective sample size is "
+                           f"{s['ess_kish'].iloc[0]:,.0f} of {run.paths:,} paths. The measure is aimed at one "
+                           "tranche; where a variance-reduction factor is below 1, plain Monte Carlo would have "
+                           "estimated that statistic more precisely.", "warning"))
     return blocks
 
 
@@ -250,8 +255,8 @@ LEDGER_DEAL = (("collections_amount", "collections"), ("fees_paid_amount", "fees
                ("cumulative_default_rate", "cum. default rate"), ("reserve_start_amount", "reserve start"),
                ("reserve_end_amount", "reserve end"), ("commitment_draw_amount", "commitment draw"),
                ("guarantee_draw_amount", "guarantee draw"), ("residual_amount", "residual"))
-LEDGER_TRANCHE = (("interest_due_amount", "interest due"), ("interest_paid_amount", "interest paid"),
-                  ("interest_carried_amount", "interest carried"), ("principal_paid_amount", "principal"),
+LEDGER_TRANCHE = (("interest_due_amount", "int. due"), ("interest_paid_amount", "int. paid"),
+                  ("interest_carried_amount", "int. carried"), ("principal_paid_amount", "principal"),
                   ("balance_amount", "balance"))
 EFFECTS = (("sequential", "seq"), ("trap", "trap"), ("accelerated", "accel"))
 
@@ -294,7 +299,8 @@ def worst_path_blocks(run: RunFolder) -> list:
                                "interest shortfall or PV loss (path 0 if none had any).", "info"))
         deal_cols = [(c, label) for c, label in LEDGER_DEAL if c in g.columns]
         tr_cols = [(t, c, label) for t in tranche_names for c, label in LEDGER_TRANCHE if f"{t}.{c}" in g.columns]
-        deal_rows, tranche_rows = [], []
+        deal_rows = []
+        tranche_rows: dict[str, list] = {t: [] for t in tranche_names}
         for _, r in g.iterrows():
             key = {"worst_for": worst_for, "period": int(r["period"])}
             row: list[Cell] = [[str(int(r["period"]))]]
@@ -303,15 +309,15 @@ def worst_path_blocks(run: RunFolder) -> list:
                 row.append([shown(r[c], unit, source=src, key=key, column=c, decimals=1 if unit == "percent" else 3)])
             row.append([", ".join(short for e, short in EFFECTS if e in g.columns and r[e] > 0) or "—"])
             deal_rows.append(row)
-            row = [[str(int(r["period"]))]]
-            for t, c, _ in tr_cols:
-                row.append([shown(r[f"{t}.{c}"], "millions", source=src, key=key, column=f"{t}.{c}", decimals=3)])
-            tranche_rows.append(row)
+            for t in tranche_names:
+                tranche_rows[t].append([[str(int(r["period"]))]] + [
+                    [shown(r[f"{t}.{c}"], "millions", source=src, key=key, column=f"{t}.{c}", decimals=3)]
+                    for x, c, _ in tr_cols if x == t])
         blocks.append(Table([[("period", 1)] + [(label, 1) for _, label in deal_cols] + [("effects", 1)]], deal_rows,
                             wide=True, caption=f"Path {path}: the deal by period (m; default rate in %)"))
-        head = [[("", 1)] + [(t, sum(1 for x, _, _ in tr_cols if x == t)) for t in tranche_names],
-                [("period", 1)] + [(label, 1) for _, _, label in tr_cols]]
-        blocks.append(Table(head, tranche_rows, wide=True, caption=f"Path {path}: the tranches by period (m)"))
+        blocks.append(Grid([Table([[("period", 1)] + [(label, 1) for x, _, label in tr_cols if x == t]],
+                                  tranche_rows[t], wide=True, caption=f"Path {path}: {t} by period (m)")
+                            for t in tranche_names]))
     if not len(wp):
         blocks.append(Note("worst_paths.parquet has no rows.", "missing"))
     return blocks
