@@ -217,6 +217,26 @@ def test_a_run_folder_without_its_analysis_tables_still_renders_and_says_what_is
     assert {"ratings", "stratification"} <= figures and "loss-curves" not in figures
 
 
+def test_missing_columns_and_an_older_manifest_still_render(run_dir, tmp_path):
+    folder = _copy(run_dir, tmp_path / "old")
+    for name, drop in (("pool_paths", ["cumulative_default_fraction"]), ("worst_paths", ["worst_for"]),
+                       ("tranche_losses", ["standalone_loss_fraction"])):
+        pq.write_table(pq.read_table(folder / f"{name}.parquet").drop(drop), folder / f"{name}.parquet")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["resolved_scenario"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "old.html"
+    assert cli.main(["report", str(folder), "--out", str(out)]) == 0
+    root = parse_page(out.read_text(encoding="utf-8"))
+    notes = " ".join(n.all_text() for n in root.find_all("p", data_note="missing"))
+    for what in ("pool_paths.cumulative_default_fraction", "'worst_for'", "tranche_losses.standalone_loss_fraction",
+                 "resolved_scenario"):
+        assert what in notes, what
+    check_numbers(root, folder)
+    assert cli.main(["plot", str(folder), "--kind", "loss-timing", "--out", str(tmp_path / "x.png")]) == 2
+    assert cli.main(["plot", str(folder), "--kind", "stratification", "--out", str(tmp_path / "y.png")]) == 2
+
+
 # ------------------------------------------------------------------------------------ batch page
 def test_batch_page_compares_every_scenario_and_tranche_with_paired_errors(batch_report, batch_dir):
     _, html = batch_report

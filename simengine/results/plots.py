@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..errors import ScenarioError
 from ..plan import compile_plan
 from ..scenario import Scenario
 from ..stats import weighted_quantiles
@@ -37,6 +38,15 @@ def _need(run: RunFolder, *tables: str) -> None:
     missing = [t for t in tables if not run.has(t)]
     if missing:
         raise MissingData(", ".join(f"{t}.parquet" for t in missing))
+
+
+def _read(run: RunFolder, table: str, columns: list[str]) -> pd.DataFrame:
+    """Columns of a table, or :class:`MissingData` naming what the folder lacks."""
+    _need(run, table)
+    missing = [c for c in columns if c not in run.columns(table)]
+    if missing:
+        raise MissingData(", ".join(f"{table}.{c}" for c in missing))
+    return run.table(table, columns)
 
 
 def _need_columns(frame: pd.DataFrame, table: str, *columns: str) -> None:
@@ -72,9 +82,19 @@ class PoolTable:
 
 def pool_table(run: RunFolder) -> PoolTable:
     """The pool of a run, from the resolved scenario in its manifest, scheduled as the engine
-    schedules it (the compiled plan's licence periods, so expiry and end periods count)."""
-    sc = Scenario.from_dict(run.manifest["resolved_scenario"], source=str(run.manifest.get("scenario_file", "")))
-    plan = compile_plan(sc)
+    schedules it (the compiled plan's licence periods, so expiry and end periods count).
+
+    Raises :class:`MissingData` where the manifest has no resolved scenario, or it no longer loads
+    (a pool file that moved, a scenario this version of simengine does not accept)."""
+    if "resolved_scenario" not in run.manifest:
+        raise MissingData("manifest.json's resolved_scenario")
+    try:
+        sc = Scenario.from_dict(run.manifest["resolved_scenario"],
+                                source=str(run.manifest.get("scenario_file", "")))
+        plan = compile_plan(sc)
+    except (ScenarioError, OSError) as exc:
+        raise MissingData(f"a pool that loads from manifest.json's resolved scenario "
+                          f"({str(exc).splitlines()[0]})") from None
     lic = pd.DataFrame([licence.model_dump() for licence in sc.licences])
     lic["licensee"] = lic["licensee"].fillna(lic["id"])
     pool = plan.pool
@@ -208,7 +228,7 @@ def loss_curves(run: RunFolder) -> Figure:
 def loss_histograms(run: RunFolder) -> Figure:
     """Per tranche: the weighted distribution of the loss fraction given a loss, both bases, and P(no loss)."""
     _need(run, "tranche_losses")
-    tl = run.table("tranche_losses", ["tranche", "weight", "loss_fraction", "standalone_loss_fraction"])
+    tl = _read(run, "tranche_losses", ["tranche", "weight", "loss_fraction", "standalone_loss_fraction"])
     tranches = list(dict.fromkeys(tl["tranche"]))
     fig = Figure(figsize=(10, 2.6 * len(tranches) + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(tranches), 1, sharex=True))
@@ -242,7 +262,7 @@ def loss_histograms(run: RunFolder) -> Figure:
 def default_counts(run: RunFolder) -> Figure:
     """Distribution of the number of licensee defaults by the legal final (weighted)."""
     _need(run, "pool_paths")
-    pp = run.table("pool_paths", ["weight", "licensee_defaults"])
+    pp = _read(run, "pool_paths", ["weight", "licensee_defaults"])
     w = pp["weight"].to_numpy()
     k = pp["licensee_defaults"].to_numpy().astype(int)
     mass = np.bincount(k, weights=w) / w.sum()
@@ -277,7 +297,7 @@ def loss_timing(run: RunFolder) -> Figure:
     """Loss timing: the pool's cumulative default fraction by period (fan), and per tranche the
     probability that its first shortfall has happened by each period (both bases)."""
     _need(run, "pool_paths", "tranche_losses")
-    pp = run.table("pool_paths", ["weight", "cumulative_default_fraction"])
+    pp = _read(run, "pool_paths", ["weight", "cumulative_default_fraction"])
     w = pp["weight"].to_numpy()
     cum = np.stack(pp["cumulative_default_fraction"].to_numpy()).astype(float)
     periods = np.arange(1, cum.shape[1] + 1)
@@ -289,7 +309,7 @@ def loss_timing(run: RunFolder) -> Figure:
     left.set_title("cumulative licensee defaults", fontsize=9)
     left.grid(True, alpha=0.3)
     left.legend(fontsize=7, loc="upper left")
-    tl = run.table("tranche_losses", ["tranche", "weight", "first_shortfall_period",
+    tl = _read(run, "tranche_losses", ["tranche", "weight", "first_shortfall_period",
                                       "standalone_first_shortfall_period"])
     for i, tranche in enumerate(dict.fromkeys(tl["tranche"])):
         g = tl[tl["tranche"] == tranche]

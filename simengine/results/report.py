@@ -61,8 +61,11 @@ class RunReport:
 
     # ----------------------------------------------------------------------------- helpers
     def m(self, path: str, unit: str, exact: bool = True):
-        """A manifest value (dotted path, list indices as numbers) as a :class:`Shown`."""
-        return shown(manifest_value(self.manifest, path), unit, source="manifest.json", column=path, exact=exact)
+        """A manifest value (dotted path, list indices as numbers) as a :class:`Shown` ("—" where there is none)."""
+        value = manifest_value(self.manifest, path)
+        if value is None:
+            return shown(None, "text")
+        return shown(value, unit, source="manifest.json", column=path, exact=exact)
 
     def figure(self, kind: str):
         """The report's figure ``kind``, or a note naming the data it lacks."""
@@ -75,13 +78,29 @@ class RunReport:
     # ------------------------------------------------------------------------------ sections
     def sections(self) -> list[Section]:
         """Every section of the page, in order."""
-        out = [self.deal_section(), *self.sources_sections(), self.provenance_section(), *self.pool_sections(),
-               *self.tranche_sections(), self.figures_section(), *self.attribution_sections(),
-               *self.analysis_sections(), *self.appendix_sections()]
+        parts = [("deal", "Deal summary", lambda: [self.deal_section()]),
+                 ("sources", "Sources and estimates", self.sources_sections),
+                 ("provenance", "Run provenance", lambda: [self.provenance_section()]),
+                 ("pool", "Pool stratification", self.pool_sections),
+                 ("tranches", "Tranche results", self.tranche_sections),
+                 ("figures", "Figures", lambda: [self.figures_section()]),
+                 ("attribution", "Channel attribution and worst paths", self.attribution_sections),
+                 ("analysis", "Committee questions", self.analysis_sections),
+                 ("appendix", "Appendix", self.appendix_sections)]
+        out: list[Section] = []
+        for sid, title, build in parts:
+            try:
+                out += build()
+            except (KeyError, MissingData) as exc:  # a column this page expects is not in the folder
+                what = f"the column {exc.args[0]!r} this section reads" if isinstance(exc, KeyError) else str(exc)
+                out.append(Section(sid, title, [missing(what, "This section cannot be shown without it.")]))
         return out
 
     def deal_section(self) -> Section:
         """Deal summary: facts, tranches, enhancement."""
+        if not self.scenario:
+            return Section("deal", "Deal summary", [missing("manifest.json's resolved_scenario",
+                                                            "The deal's terms come from it.")])
         blocks: list = []
         tranches = self.scenario.get("structure", {}).get("tranches") or []
         notes_total = sum(float(t.get("balance", 0.0)) for t in tranches)
@@ -195,7 +214,7 @@ class RunReport:
                 blocks.append(Pre(f"{name}: header", notes.header))
             for context, text in notes.blocks:
                 blocks.append(Pre(f"{name}: before {context}", text))
-            rows = [[[k.key], [k.value], [", ".join(f"[{t}] {TAGS[t]}" for t in k.tags) or "—"], [k.comment]]
+            rows = [[[k.key], [k.value], [", ".join(TAGS[t] for t in k.tags) or "—"], [k.comment]]
                     for k in notes.keys]
             if rows:
                 counts = pd.Series([t for k in notes.keys for t in k.tags]).value_counts()
@@ -248,9 +267,8 @@ class RunReport:
         blocks: list = []
         try:
             pool = pool_table(self.run)
-        except (ScenarioError, OSError, KeyError) as exc:
-            blocks.append(missing("a pool that loads from manifest.json's resolved scenario",
-                                  f"({str(exc).splitlines()[0]})"))
+        except MissingData as exc:
+            blocks.append(missing(str(exc), "Stratification needs the pool."))
             return [Section("pool", "Pool stratification", blocks)]
         lic = pool.licences
         total = float(lic["scheduled_amount"].sum())
