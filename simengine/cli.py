@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "to PNG or SVG")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `simengine run` (or a batch folder for "
                                                       "--kind batch-comparison)")
-    p.add_argument("--out", help="PNG or SVG path, by its suffix (default: RUN_DIR/loss_curves.png for loss-curves, "
-                                 "else RUN_DIR/<kind>.png)")
+    p.add_argument("--out", help="SVG if it ends in .svg, else PNG (default: RUN_DIR/loss_curves.png for "
+                                 "loss-curves, else RUN_DIR/<kind>.png)")
     p.add_argument("--kind", metavar="KIND", help="the figure: " + ", ".join(PLOT_KINDS + BATCH_PLOT_KINDS)
                    + " (default: loss-curves; batch-comparison for a batch folder)")
     p.add_argument("--base", help="batch-comparison: the scenario id differences are taken against")
@@ -301,10 +301,7 @@ def _plot(args) -> int:
         return EXIT_BAD_INPUT
     default = folder / ("loss_curves.png" if kind == "loss-curves" else f"{kind}.png")
     target = Path(args.out) if args.out else default
-    fmt = target.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
-        print(f"INVALID --out {target}: expected a .png or .svg file", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    fmt = "svg" if target.suffix.lower() == ".svg" else "png"  # PNG whatever the name, as `plot` always wrote
     if target.is_dir():
         print(f"INVALID --out {target}: is a folder; expected a .png or .svg file", file=sys.stderr)
         return EXIT_BAD_INPUT

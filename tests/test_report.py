@@ -295,7 +295,7 @@ def test_plot_of_a_batch_draws_the_comparison(batch_dir, tmp_path):
     (["plot", "{run}", "--kind", "nonsense"], "nonsense"),
     (["plot", "{run}", "--kind", "batch-comparison"], "batch"),
     (["plot", "{batch}", "--kind", "loss-curves"], "loss-curves"),
-    (["plot", "{run}", "--out", "{tmp}/x.jpg"], "x.jpg"),
+    (["plot", "{run}", "--out", "{tmp}"], "--out"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(run_dir, batch_dir, tmp_path, capsys, args, named):
     argv = [a.format(tmp=tmp_path, run=run_dir, batch=batch_dir) for a in args]

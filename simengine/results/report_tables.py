@@ -67,9 +67,13 @@ def manifest_value(manifest: dict, path: str):
 
 
 def estimate(value, se, unit: str, source: str, key: dict, column: str, se_column: str | None) -> Cell:
-    """A value ± its standard error (the error omitted where it is zero: every path agrees)."""
-    cell: Cell = [shown(value, unit, se, source=source, key=key, column=column)]
-    if se_column is not None and se is not None and not (pd.isna(se) or se == 0):
+    """A value ± its standard error (the error omitted where it is zero: every path agrees). An
+    estimate whose error could not be estimated (NaN) gets two significant digits and says so."""
+    unknown = se_column is not None and se is not None and pd.isna(se) and not pd.isna(value)
+    cell: Cell = [shown(value, unit, se, source=source, key=key, column=column, digits=2 if unknown else 4)]
+    if unknown:
+        cell.append(" (SE n/a)")
+    elif se_column is not None and se is not None and not pd.isna(se) and se != 0:
         cell += [" ± ", shown(se, unit, se, source=source, key=key, column=se_column)]
     return cell
 
