@@ -1,4 +1,4 @@
-"""Command line: ``simengine validate|run|batch|sweep|plot``. Thin; kernels are imported only
+"""Command line: ``simengine validate|run|batch|sweep|plot|report``. Thin; kernels are imported only
 when something is simulated.
 
 Exit codes: 0 ok, 2 bad input, 1 failure (for a batch: 1 if any scenario failed, else 2 if any
@@ -19,6 +19,11 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 ALLOW_ENV = "SIMENGINE_ALLOW_PATHS"  # read by simengine.scenario.load
+# the figures `plot --kind` draws: results.plots.RUN_FIGURES and the batch chart (named here so that
+# --help imports no plotting; a test keeps the two lists equal)
+PLOT_KINDS = ("loss-curves", "loss-histograms", "default-counts", "loss-timing", "cashflows", "triggers-providers",
+              "ratings", "stratification", "royalty-schedule")
+BATCH_PLOT_KINDS = ("batch-comparison",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,9 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. --set risk.default.pd_multiplier=1,2,3 --set risk.correlation.global=0.15,0.35")
     _batch_options(p, "results/sweep-<file stem>")
 
-    p = sub.add_parser("plot", help="draw loss exceedance curves of a run folder to PNG")
-    p.add_argument("run_dir", help="a folder written by `simengine run`")
-    p.add_argument("--out", help="PNG path (default: RUN_DIR/loss_curves.png)")
+    p = sub.add_parser("plot", help="draw one figure of the committee pack (default: loss exceedance curves) "
+                                    "to PNG or SVG")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `simengine run` (or a batch folder for "
+                                                      "--kind batch-comparison)")
+    p.add_argument("--out", help="SVG if it ends in .svg, else PNG (default: RUN_DIR/loss_curves.png for "
+                                 "loss-curves, else RUN_DIR/<kind>.png)")
+    p.add_argument("--kind", metavar="KIND", help="the figure: " + ", ".join(PLOT_KINDS + BATCH_PLOT_KINDS)
+                   + " (default: loss-curves; batch-comparison for a batch folder)")
+    p.add_argument("--base", help="batch-comparison: the scenario id differences are taken against")
+
+    p = sub.add_parser("report", help="write the committee pack: one self-contained HTML page of a run folder, or "
+                                      "the comparison page of a batch folder")
+    p.add_argument("folder", metavar="RUN_DIR|BATCH_DIR",
+                   help="a folder written by `simengine run` or `simengine batch`")
+    p.add_argument("--out", metavar="FILE.html", help="the HTML file (default: FOLDER/report.html)")
+    p.add_argument("--pdf", action="store_true", help="also print it to FILE.pdf with headless Chromium")
+    p.add_argument("--base", help="batch: the scenario id differences are taken against (default: 'base', else the "
+                                  "first finished scenario)")
+    p.add_argument("--figures", choices=["svg", "png"], default="svg", help="embedded figure format (default svg)")
     return parser
 
 
@@ -142,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "allow_path", None):  # through the environment, so batch workers see it too
         os.environ[ALLOW_ENV] = os.pathsep.join([*map(str, args.allow_path), os.environ.get(ALLOW_ENV, "")]).rstrip(
             os.pathsep)
-    handler = {"validate": _validate, "run": _run, "batch": _batch, "sweep": _sweep, "plot": _plot}[args.command]
+    handler = {"validate": _validate, "run": _run, "batch": _batch, "sweep": _sweep, "plot": _plot,
+               "report": _report}[args.command]
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C, so every exit path cleans up
         signal.signal(sig, _raise_interrupted)
     try:
@@ -384,17 +406,95 @@ def _print_summary(res, out: Path) -> None:
 
 def _plot(args) -> int:
     from ._io import atomic_figure
-    from .results import RunFolder, RunFolderError
-    from .results.plots import loss_curves_figure
+    from .results import BatchFolder, RunFolder, RunFolderError
 
+    folder = Path(args.run_dir)
+    is_batch = BatchFolder.is_batch(folder)
+    kind = args.kind or ("batch-comparison" if is_batch else "loss-curves")
+    if kind not in PLOT_KINDS + BATCH_PLOT_KINDS:
+        print(f"INVALID --kind {kind!r}: expected one of {', '.join(PLOT_KINDS + BATCH_PLOT_KINDS)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if (kind in BATCH_PLOT_KINDS) != is_batch:
+        what = "a batch folder (with batch_manifest.json)" if kind in BATCH_PLOT_KINDS else "a run folder"
+        print(f"INVALID {folder}: --kind {kind} draws {what}; this is "
+              f"{'a batch folder' if is_batch else 'not one'}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    default = folder / ("loss_curves.png" if kind == "loss-curves" else f"{kind}.png")
+    target = Path(args.out) if args.out else default
+    fmt = "svg" if target.suffix.lower() == ".svg" else "png"  # PNG whatever the name, as `plot` always wrote
+    if target.is_dir():
+        print(f"INVALID --out {target}: is a folder; expected a .png or .svg file", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
-        run = RunFolder(args.run_dir)
+        if is_batch:
+            from .results.plots import batch_figure
+            from .results.report_batch import BatchReport
+
+            report = BatchReport(BatchFolder(folder), args.base)
+            table = report.comparison()
+            if table.empty:
+                print(f"INVALID {folder}: no finished scenario to compare", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            fig = batch_figure(table, str(report.base), f"batch {report.batch.batch_id}: expected loss by scenario")
+        else:
+            from .results.plots import RUN_FIGURES, MissingData
+
+            run = RunFolder(folder)
+            try:
+                fig = RUN_FIGURES[kind].make(run)
+            except MissingData as exc:
+                print(f"INVALID {folder}: --kind {kind} needs {exc}, which this run folder does not hold",
+                      file=sys.stderr)
+                return EXIT_BAD_INPUT
     except RunFolderError as exc:
         print(f"INVALID {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    fig = loss_curves_figure(run.exceedance_curves(), run.summary, run.scenario_name, run.paths,
-                             run.variance_reduction)
-    target = Path(args.out) if args.out else run.path / "loss_curves.png"
-    atomic_figure(target, fig, fmt="png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_figure(target, fig, fmt=fmt)
     print(f"wrote {target}")
+    return EXIT_OK
+
+
+def _report(args) -> int:
+    from .results import BatchFolder, RunFolder, RunFolderError
+
+    folder = Path(args.folder)
+    target = Path(args.out) if args.out else folder / "report.html"
+    if target.suffix.lower() not in (".html", ".htm"):
+        print(f"INVALID --out {target}: expected an .html file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if target.is_dir():
+        print(f"INVALID --out {target}: is a folder; expected an .html file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if BatchFolder.is_batch(folder):
+            from .results.report_batch import batch_report
+
+            html = batch_report(BatchFolder(folder), args.base, args.figures)
+        else:
+            if args.base:
+                print(f"INVALID --base: only a batch folder has scenarios to compare; {folder} is not one",
+                      file=sys.stderr)
+                return EXIT_BAD_INPUT
+            from .results.report import run_report
+
+            html = run_report(RunFolder(folder), args.figures)
+    except RunFolderError as exc:
+        print(f"INVALID {exc}; expected a folder written by `simengine run` or `simengine batch`", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from .results.report import write_report
+
+    write_report(html, target)
+    print(f"wrote {target}")
+    if args.pdf:
+        from ._io import atomic_bytes
+        from .results.browser import BrowserError, print_pdf
+
+        pdf = target.with_suffix(".pdf")
+        try:
+            atomic_bytes(pdf, print_pdf(target))
+        except BrowserError as exc:
+            print(f"FAILED --pdf: {str(exc).splitlines()[0]} (the HTML is written: {target})", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"wrote {pdf}")
     return EXIT_OK

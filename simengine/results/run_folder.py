@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, exchange, json_default, pid_alive
 
 MANIFEST = "manifest.json"
+BATCH_MANIFEST = "batch_manifest.json"
 SMALL_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance")
 PATH_TABLES = ("tranche_losses", "pool_paths")
 
@@ -184,6 +185,32 @@ class RunFolder:
         """The sampling measure's name (``none``, ``importance``, ...)."""
         return self.manifest.get("variance_reduction", "none")
 
+    def tables(self) -> list[str]:
+        """Names of the Parquet tables in the folder (``summary``, ``cashflows``, ...), sorted.
+
+        Hidden temporary files of a writer that was killed (``.<name>.<hex>.partial``) are not tables.
+        """
+        return sorted(p.stem for p in self.path.glob("*.parquet") if not p.name.startswith("."))
+
+    def has(self, name: str) -> bool:
+        """Whether the folder holds table ``name``."""
+        return (self.path / f"{name}.parquet").is_file()
+
+    def columns(self, name: str) -> list[str]:
+        """Column names of table ``name``, read from its schema (no data is read)."""
+        return list(pq.read_schema(self.path / f"{name}.parquet").names)
+
+    def num_rows(self, name: str) -> int:
+        """Rows of table ``name``, from its footer (no data is read)."""
+        return int(pq.read_metadata(self.path / f"{name}.parquet").num_rows)
+
+    def field_metadata(self, name: str) -> dict[str, dict[str, str]]:
+        """{column: {key: value}} of the Parquet field metadata of table ``name`` (descriptions,
+        sources a writer attached to a column); columns without metadata are left out."""
+        schema = pq.read_schema(self.path / f"{name}.parquet")
+        return {f.name: {k.decode(errors="replace"): v.decode(errors="replace") for k, v in f.metadata.items()}
+                for f in schema if f.metadata}
+
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table of the folder (``summary``, ``cashflows``, ``tranche_losses``, ...) as a DataFrame."""
         return pq.read_table(self.path / f"{name}.parquet", columns=columns).to_pandas()
@@ -212,3 +239,48 @@ class RunFolder:
         table = self.table("loss_exceedance")
         return {(t, b): (g["loss_fraction"].to_numpy(), g["probability"].to_numpy(), g["se"].to_numpy())
                 for (t, b), g in table.groupby(["tranche", "basis"], sort=False)}
+
+
+class BatchFolder:
+    """A batch folder (``simengine batch`` / ``sweep``), read back: its manifest and its run folders.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder holding ``batch_manifest.json``, ``runs/<id>/`` and ``combined/``.
+
+    Raises
+    ------
+    RunFolderError
+        No readable ``batch_manifest.json``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.manifest: dict = json.loads((self.path / BATCH_MANIFEST).read_text())
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError) as exc:
+            raise RunFolderError(f"{self.path}: not a simengine batch folder ({exc})") from None
+
+    @staticmethod
+    def is_batch(path: str | Path) -> bool:
+        """Whether ``path`` holds a batch manifest."""
+        return (Path(path) / BATCH_MANIFEST).is_file()
+
+    @property
+    def batch_id(self) -> str:
+        """The batch's id (the ``batch=`` partition of its combined dataset)."""
+        return str(self.manifest.get("batch", self.path.name))
+
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per scenario: ``scenario_id``, ``status``, ``error``, file, overrides, paths, seed, ..."""
+        return list(self.manifest.get("scenarios", []))
+
+    def run_path(self, scenario_id: str) -> Path:
+        """The run folder of a scenario: ``runs/<id>`` under the batch folder."""
+        return self.path / "runs" / scenario_id
+
+    def run(self, scenario_id: str) -> RunFolder:
+        """The finished run folder of a scenario (:class:`RunFolderError` if it is not finished)."""
+        return RunFolder(self.run_path(scenario_id))
