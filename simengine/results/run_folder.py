@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, json_default
+from ..scenario import Scenario
 
 MANIFEST = "manifest.json"
 SMALL_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance")
@@ -100,6 +101,30 @@ class RunFolder:
         """The sampling measure's name (``none``, ``importance``, ...)."""
         return self.manifest.get("variance_reduction", "none")
 
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        return int(self.manifest["seed"])
+
+    @property
+    def chunk_paths(self) -> int:
+        """Paths per chunk."""
+        return int(self.manifest["chunk_paths"])
+
+    @property
+    def sampling(self) -> dict:
+        """The sampling measure the paths were drawn under (global_shift, chi2_scale, antithetic)."""
+        return dict(self.manifest["sampling"])
+
+    def scenario(self) -> Scenario:
+        """The run's scenario, rebuilt from the manifest's resolved scenario (every default filled in)."""
+        source = self.manifest.get("scenario_file", str(self.path))
+        return Scenario.from_dict(self.manifest["resolved_scenario"], source)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the folder holds ``<name>.parquet``."""
+        return (self.path / f"{name}.parquet").is_file()
+
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table of the folder (``summary``, ``cashflows``, ``tranche_losses``, ...) as a DataFrame."""
         return pq.read_table(self.path / f"{name}.parquet", columns=columns).to_pandas()
@@ -128,3 +153,14 @@ class RunFolder:
         table = self.table("loss_exceedance")
         return {(t, b): (g["loss_fraction"].to_numpy(), g["probability"].to_numpy(), g["se"].to_numpy())
                 for (t, b), g in table.groupby(["tranche", "basis"], sort=False)}
+
+
+def write_table(out: Path, name: str, frame: pd.DataFrame, provenance: dict) -> Path:
+    """Write ``frame`` as ``out/<name>.parquet`` with ``provenance`` in its schema metadata (key
+    ``simengine``), whole or not at all; returns the file."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {PROVENANCE_KEY: json.dumps(provenance, default=json_default).encode()}
+    path = out / f"{name}.parquet"
+    atomic_parquet(path, [pa.Table.from_pandas(frame, preserve_index=False)], meta)
+    return path
