@@ -25,7 +25,7 @@ from .. import ratings
 from .._layout import BASIS_ENHANCED, BASIS_STANDALONE, T_DEFAULTED, T_LOSS, T_WAL
 from ..engine import RunSpec
 from .crn import CommonRandomNumbers
-from .drivers import DRIVER_NAMES, Driver, available_drivers, check_driver_names, variant_plan
+from .drivers import DRIVER_NAMES, AnalysisInputError, Driver, available_drivers, check_driver_names, variant_plan
 
 log = logging.getLogger("simengine")
 
@@ -91,9 +91,10 @@ def grades(scale: str) -> tuple[str, ...]:
 def check_grade(scale: str, grade: str) -> str:
     """``grade`` if it is a grade of ``scale``; raises ValueError listing them otherwise."""
     if scale not in SCALES:
-        raise ValueError(f"rating scale {scale!r}: expected one of {', '.join(SCALES)}")
+        raise AnalysisInputError(f"rating scale {scale!r}: expected one of {', '.join(SCALES)}")
     if grade not in grades(scale):
-        raise ValueError(f"target rating {grade!r}: expected a {scale} grade, one of {', '.join(grades(scale))}")
+        raise AnalysisInputError(f"target rating {grade!r}: expected a {scale} grade, "
+                                 f"one of {', '.join(grades(scale))}")
     return grade
 
 
@@ -256,17 +257,17 @@ def breakevens(spec: RunSpec, drivers=None, tranches=None, bases=("enhanced", "s
     tranches = list(tranches) if tranches is not None else all_tranches
     for t in tranches:
         if t not in all_tranches:
-            raise ValueError(f"tranche {t!r}: expected one of {', '.join(all_tranches)}")
+            raise AnalysisInputError(f"tranche {t!r}: expected one of {', '.join(all_tranches)}")
     for b in bases:
         if b not in BASIS_INDEX:
-            raise ValueError(f"basis {b!r}: expected enhanced or standalone")
+            raise AnalysisInputError(f"basis {b!r}: expected enhanced or standalone")
     for c in criteria:
         if c not in CRITERIA:
-            raise ValueError(f"criterion {c!r}: expected one of {', '.join(CRITERIA)}")
+            raise AnalysisInputError(f"criterion {c!r}: expected one of {', '.join(CRITERIA)}")
     if "el" in criteria and el_target is None:
-        raise ValueError("criterion 'el' needs el_target (the EL at which a tranche breaks)")
+        raise AnalysisInputError("criterion 'el' needs el_target (the EL at which a tranche breaks)")
     if rating_scale not in SCALES:
-        raise ValueError(f"rating scale {rating_scale!r}: expected one of {', '.join(SCALES)}")
+        raise AnalysisInputError(f"rating scale {rating_scale!r}: expected one of {', '.join(SCALES)}")
     if target_rating is not None:
         check_grade(rating_scale, target_rating)
     available, why = available_drivers(spec.scenario)

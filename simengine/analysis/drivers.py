@@ -24,6 +24,11 @@ from ..scenario import Scenario
 MULTIPLIER_CAP = 50.0  # the largest multiplier a breakeven search tries
 
 
+class AnalysisInputError(ValueError):
+    """An analysis was asked for something the run does not have (a driver, tranche, grade, option):
+    the message says what was given and what was expected. The CLI turns it into exit code 2."""
+
+
 @dataclass(frozen=True)
 class Driver:
     """One risk driver of a scenario.
@@ -55,7 +60,8 @@ class Driver:
         lo = self.lo if lo is None else max(self.lo, float(lo))
         hi = self.hi if hi is None else min(self.hi, float(hi))
         if not lo <= self.base <= hi:
-            raise ValueError(f"driver {self.name}: range [{lo:g}, {hi:g}] must hold its base value {self.base:g}")
+            raise AnalysisInputError(f"driver {self.name}: range [{lo:g}, {hi:g}]: expected a range that holds "
+                                     f"its base value {self.base:g}")
         return dataclasses.replace(self, lo=lo, hi=hi)
 
 
@@ -176,7 +182,7 @@ def check_driver_names(names) -> list[str]:
     names = list(names)
     for name in names:
         if name not in DRIVER_NAMES:
-            raise ValueError(f"driver {name!r}: expected one of {', '.join(DRIVER_NAMES)}")
+            raise AnalysisInputError(f"driver {name!r}: expected one of {', '.join(DRIVER_NAMES)}")
     return names
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from .._layout import T_DEFAULTED, T_LOSS
 from ..engine import RunSpec
 from .crn import BASES, CommonRandomNumbers
-from .drivers import TORNADO_DRIVERS, available_drivers, check_driver_names, variant_plan
+from .drivers import TORNADO_DRIVERS, AnalysisInputError, available_drivers, check_driver_names, variant_plan
 
 log = logging.getLogger("simengine")
 
@@ -63,12 +63,12 @@ def sensitivity(spec: RunSpec, drivers=None, shocks: dict | None = None, paths: 
         names = check_driver_names(drivers)
         for n in names:
             if n not in available:
-                raise ValueError(f"driver {n!r} does not act on this scenario: {why[n]}")
+                raise AnalysisInputError(f"driver {n!r} does not act on this scenario: {why[n]}")
     shocks = dict(shocks or {})
     for n, pair in shocks.items():
         check_driver_names([n])
         if len(pair) != 2:
-            raise ValueError(f"shocks of {n!r}: expected (down, up), got {pair!r}")
+            raise AnalysisInputError(f"shocks of {n!r}: expected (down, up), got {pair!r}")
     crn = CommonRandomNumbers(spec, paths if paths is not None else spec.paths)
     t0 = time.perf_counter()
     base_loss, base_def = _weighted(crn.run())

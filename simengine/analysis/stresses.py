@@ -30,6 +30,7 @@ from ..engine import RunSpec, run_chunk
 from ..plan import Plan, compile_plan
 from ..plan.pool import expected_path, largest_licensees
 from ..scenario import Scenario
+from .drivers import AnalysisInputError
 
 TIMINGS = ("front", "back", "even")
 BASES = ((BASIS_ENHANCED, "enhanced"), (BASIS_STANDALONE, "standalone"))
@@ -46,9 +47,9 @@ def timing_periods(timing, periods: int) -> list[tuple[int, float]]:
     try:
         p = int(timing)
     except (TypeError, ValueError):
-        raise ValueError(f"timing {timing!r}: expected front, back, even or a period in 1..{periods}") from None
+        raise AnalysisInputError(f"timing {timing!r}: expected front, back, even or a period in 1..{periods}") from None
     if not 1 <= p <= periods:
-        raise ValueError(f"timing {timing!r}: expected front, back, even or a period in 1..{periods}")
+        raise AnalysisInputError(f"timing {timing!r}: expected front, back, even or a period in 1..{periods}")
     return [(p, 1.0)]
 
 
@@ -66,7 +67,7 @@ def base_plan(source, recovery: float | None = None) -> Plan:
     pool = expected_path(plan.pool)
     if recovery is not None:
         if not 0.0 <= recovery <= 1.0:
-            raise ValueError(f"recovery {recovery!r}: expected a fraction in [0, 1]")
+            raise AnalysisInputError(f"recovery {recovery!r}: expected a fraction in [0, 1]")
         pool = pool._replace(licence_recovery=np.full_like(pool.licence_recovery, recovery))
     return dataclasses.replace(plan, pool=pool)
 
@@ -155,11 +156,12 @@ def largest_obligor_test(source, max_k: int | None = None, timings=("front", "ba
     n = len(order)
     max_k = min(10, n) if max_k is None else int(max_k)
     if not 1 <= max_k <= n:
-        raise ValueError(f"max_k {max_k}: expected 1..{n} (the licensees of the pool)")
+        raise AnalysisInputError(f"max_k {max_k}: expected 1..{n} (the licensees of the pool)")
     rows = []
     for timing in timings:
         if timing == "even":
-            raise ValueError("timing 'even' spreads a default rate over periods: a BDR timing, not a licensee's")
+            raise AnalysisInputError("timing 'even': expected front, back or a period (even spreads a default "
+                                     "rate over periods: a BDR timing, not a licensee's)")
         (period, _), = timing_periods(timing, plan.periods)
         for k in range(1, max_k + 1):
             out = run_one(forced(plan, order[:k], period))
