@@ -169,6 +169,10 @@ def _batch_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--paths", type=_positive_int, help="Monte Carlo paths of every scenario (default: each one's)")
     p.add_argument("--seed", type=_seed, help="random seed of every scenario (default: each one's)")
     p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
+    p.add_argument("--analyses", metavar="NAME[,NAME...]",
+                   help="analyses run on each scenario as it finishes: breakevens, sensitivity, "
+                        "deterministic_stresses, contributions, provider_cost (default: none)")
+    p.add_argument("--analysis-paths", type=_positive_int, help="paths each analysis re-runs (default: the run's)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,11 +288,18 @@ def _sweep(args) -> int:
 
 
 def _run_batch(args, jobs, out: Path) -> int:
+    from .analysis.suite import ANALYSES
     from .batch import Batch, BatchInputError
 
+    analyses = _names([args.analyses]) if args.analyses else []
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown:
+        print(f"INVALID --analyses {unknown[0]!r}: expected one of {', '.join(ANALYSES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         batch = Batch(jobs, out, resume=args.resume, scheduler=args.scheduler, paths=args.paths, seed=args.seed,
-                      chunk_paths=args.chunk_paths, argv=sys.argv[1:])
+                      chunk_paths=args.chunk_paths, argv=sys.argv[1:], analyses=analyses,
+                      analysis_paths=args.analysis_paths)
         code = batch.run()
     except BatchInputError as exc:
         _invalid(exc)

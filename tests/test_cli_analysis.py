@@ -37,7 +37,7 @@ def test_analysis_writes_table_and_figure(run_dir, argv, table, capsys):
     meta = json.loads(pq.read_schema(path).metadata[b"simengine"])
     assert meta["analysis"] == table and meta["seed"] == 3 and meta["base_run"] == str(run_dir)
     frame = pq.read_table(path).to_pandas()
-    assert len(frame) > 0 and (frame["scenario"] == "Guangzhou GDD patent-licence ABS 2019").all()
+    assert len(frame) > 0 and (frame["scenario_name"] == "Guangzhou GDD patent-licence ABS 2019").all()
     assert (run_dir / f"{table}.png").stat().st_size > 0
     assert f"wrote {path}" in capsys.readouterr().out
 
@@ -69,3 +69,43 @@ def test_bad_input_is_one_line_and_exit_2(run_dir, tmp_path, argv, words, capsys
     err = [line for line in capsys.readouterr().err.splitlines() if " INFO " not in line]
     assert len(err) == 1 and err[0].startswith("INVALID") and words in err[0], err
     assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+
+FILES = ["scenarios/stress/guangzhou/base.toml", "scenarios/stress/guangzhou/licensee_pd_x2.toml"]
+
+
+def test_batch_runs_analyses_and_duckdb_compares_them(tmp_path, capsys):
+    """A stress set in one batch with analyses: one query compares a table across scenarios."""
+    duckdb = pytest.importorskip("duckdb")
+    out = tmp_path / "batch"
+    assert main(["batch", *FILES, "--out", str(out), "--paths", "600", "--analyses",
+                 "sensitivity,deterministic_stresses", "--analysis-paths", "400"]) == 0
+    for sid in ("base", "licensee_pd_x2"):
+        assert (out / "runs" / sid / "sensitivity.parquet").exists()
+        assert (out / "analysis" / "sensitivity" / f"batch={out.name}" / f"scenario={sid}" / "part-0.parquet").exists()
+    rows = duckdb.sql(f"""
+        SELECT scenario, el_base, el_change FROM read_parquet('{out}/analysis/sensitivity/**/*.parquet',
+            hive_partitioning = true)
+        WHERE tranche = 'senior' AND basis = 'standalone' AND driver = 'pd_multiplier' AND side = 'up'
+        ORDER BY scenario""").fetchall()
+    assert [r[0] for r in rows] == ["base", "licensee_pd_x2"]
+    assert rows[1][1] > rows[0][1]  # PD x2 raises the base EL of the stressed scenario (same paths)
+    stresses = duckdb.sql(f"""SELECT count(DISTINCT scenario) FROM read_parquet(
+        '{out}/analysis/deterministic_stresses/**/*.parquet', hive_partitioning = true)""").fetchall()[0][0]
+    assert stresses == 2
+    assert main(["batch", *FILES, "--out", str(tmp_path / "b2"), "--analyses", "tornado"]) == 2
+    assert "expected one of breakevens" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_batch_breakevens_across_a_stress_set(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    out = tmp_path / "batch"
+    assert main(["batch", *FILES, "--out", str(out), "--paths", "600", "--analyses", "breakevens",
+                 "--analysis-paths", "400"]) == 0
+    rows = duckdb.sql(f"""
+        SELECT scenario, breakeven FROM read_parquet('{out}/analysis/breakevens/**/*.parquet', hive_partitioning = true)
+        WHERE tranche = 'senior' AND basis = 'standalone' AND criterion = 'rating' AND driver = 'royalty_decline'
+        ORDER BY scenario""").fetchall()
+    assert [r[0] for r in rows] == ["base", "licensee_pd_x2"]

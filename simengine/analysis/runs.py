@@ -49,11 +49,11 @@ def provenance(spec: RunSpec, analysis: str, options: dict, paths: int) -> dict:
 
 def write_analysis(out: str | Path, name: str, frame: pd.DataFrame, spec: RunSpec, options: dict, paths: int,
                    figure=None) -> Path:
-    """``out/<name>.parquet`` (with provenance; ``scenario`` and ``scenario_file`` columns added
+    """``out/<name>.parquet`` (with provenance; ``scenario_name`` and ``scenario_file`` columns added
     first, so tables of many runs read as one) and, where given, ``out/<name>.png``."""
     frame = frame.copy()
     frame.insert(0, "scenario_file", spec.scenario.source)
-    frame.insert(0, "scenario", spec.scenario.name)
+    frame.insert(0, "scenario_name", spec.scenario.name)
     path = write_table(Path(out), name, frame, provenance(spec, name, options, paths))
     if figure is not None:
         atomic_figure(Path(out) / f"{name}.png", figure)
