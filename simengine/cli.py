@@ -17,7 +17,9 @@ import sys
 import traceback
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+from .analysis_cli import ANALYSIS_COMMANDS, analysis, analysis_parsers, names
+from .cli_args import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, Parser, invalid, positive_float, positive_int, seed_arg
+
 ALLOW_ENV = "SIMENGINE_ALLOW_PATHS"  # read by simengine.scenario.load
 # the figures `plot --kind` draws: results.plots.RUN_FIGURES and the batch chart (named here so that
 # --help imports no plotting; a test keeps the two lists equal)
@@ -26,47 +28,11 @@ PLOT_KINDS = ("loss-curves", "loss-histograms", "default-counts", "loss-timing",
 BATCH_PLOT_KINDS = ("batch-comparison",)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit code is already 2; keep its wording
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= seed < 2**63")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``simengine`` argument parser (every subcommand)."""
-    parser = _Parser(prog="simengine", description="Monte Carlo risk engine for IP royalty securitisations.")
+    parser = Parser(prog="simengine", description="Monte Carlo risk engine for IP royalty securitisations.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     p = sub.add_parser("validate", help="check scenario files without simulating")
     p.add_argument("files", nargs="+", help="scenario TOML files")
@@ -75,11 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="simulate one scenario and write its run folder")
     p.add_argument("file", help="scenario TOML file")
     _allow_path(p)
-    p.add_argument("--paths", type=_positive_int, help="number of Monte Carlo paths (default: the scenario's)")
-    p.add_argument("--seed", type=_seed, help="random seed (default: the scenario's)")
+    p.add_argument("--paths", type=positive_int, help="number of Monte Carlo paths (default: the scenario's)")
+    p.add_argument("--seed", type=seed_arg, help="random seed (default: the scenario's)")
     p.add_argument("--out", help="run folder (default: results/<scenario file stem>)")
-    p.add_argument("--threads", type=_positive_int, help="numba threads (results do not depend on it)")
-    p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
+    p.add_argument("--threads", type=positive_int, help="numba threads (results do not depend on it)")
+    p.add_argument("--chunk-paths", type=positive_int, help="paths per chunk; sets memory, not results")
     p.add_argument("--no-plot", action="store_true", help="skip loss_curves.png")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a finished run in --out (the old run stays until the new one is complete)")
@@ -89,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variance-reduction", choices=["none", "importance", "antithetic", "importance+antithetic"],
                    help="sampling measure (default: the scenario's [simulation] variance_reduction)")
     p.add_argument("--tranche", help="tranche that importance sampling and --target-rse aim at (default: the first)")
-    p.add_argument("--target-rse", type=_positive_float,
+    p.add_argument("--target-rse", type=positive_float,
                    help="add chunks until the tranche's PD has this relative standard error (e.g. 0.1)")
-    p.add_argument("--max-paths", type=_positive_int, default=10_000_000,
+    p.add_argument("--max-paths", type=positive_int, default=10_000_000,
                    help="path cap for --target-rse (default 10,000,000)")
 
     p = sub.add_parser("batch", help="run many scenarios into one batch folder; resumable, on Dask if asked")
@@ -125,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", help="batch: the scenario id differences are taken against (default: 'base', else the "
                                   "first finished scenario)")
     p.add_argument("--figures", choices=["svg", "png"], default="svg", help="embedded figure format (default svg)")
+    analysis_parsers(sub)
     return parser
 
 
@@ -142,9 +109,13 @@ def _batch_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--scheduler", metavar="local|ADDRESS",
                    help="run on Dask: 'local' starts a LocalCluster on this machine; an address "
                         "(tcp://host:8786) uses that cluster, whose workers must see --out at the same path")
-    p.add_argument("--paths", type=_positive_int, help="Monte Carlo paths of every scenario (default: each one's)")
-    p.add_argument("--seed", type=_seed, help="random seed of every scenario (default: each one's)")
-    p.add_argument("--chunk-paths", type=_positive_int, help="paths per chunk; sets memory, not results")
+    p.add_argument("--paths", type=positive_int, help="Monte Carlo paths of every scenario (default: each one's)")
+    p.add_argument("--seed", type=seed_arg, help="random seed of every scenario (default: each one's)")
+    p.add_argument("--chunk-paths", type=positive_int, help="paths per chunk; sets memory, not results")
+    p.add_argument("--analyses", metavar="NAME[,NAME...]",
+                   help="analyses run on each scenario as it finishes: breakevens, sensitivity, "
+                        "deterministic_stresses, contributions, provider_cost (default: none)")
+    p.add_argument("--analysis-paths", type=positive_int, help="paths each analysis re-runs (default: the run's)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[ALLOW_ENV] = os.pathsep.join([*map(str, args.allow_path), os.environ.get(ALLOW_ENV, "")]).rstrip(
             os.pathsep)
     handler = {"validate": _validate, "run": _run, "batch": _batch, "sweep": _sweep, "plot": _plot,
-               "report": _report}[args.command]
+               "report": _report, **{name: analysis for name in ANALYSIS_COMMANDS}}[args.command]
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C, so every exit path cleans up
         signal.signal(sig, _raise_interrupted)
     try:
@@ -175,9 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + getattr(signal, name, signal.SIGINT)
 
 
-def _invalid(exc) -> None:
-    for line in str(exc).splitlines():
-        print(f"INVALID {line}", file=sys.stderr)
 
 
 def _validate(args) -> int:
@@ -189,7 +157,7 @@ def _validate(args) -> int:
         try:
             sc = load_scenario(file)
         except ScenarioError as exc:
-            _invalid(exc)
+            invalid(exc)
             worst = EXIT_BAD_INPUT
             continue
         print(f"ok {file}: {sc.name}, {len(sc.licences)} licences, {sc.periods} periods, "
@@ -231,7 +199,7 @@ def _run(args) -> int:
     try:
         sc = load_scenario(args.file)
     except ScenarioError as exc:
-        _invalid(exc)
+        invalid(exc)
         return EXIT_BAD_INPUT
     for warning in sc.warnings:
         print(f"WARNING {args.file}: {warning}", file=sys.stderr)
@@ -287,7 +255,7 @@ def _run(args) -> int:
         print(f"FAILED {out}: {exc}; {_kept(out)}", file=sys.stderr)
         return EXIT_FAILURE
     except ScenarioError as exc:
-        _invalid(exc)
+        invalid(exc)
         return EXIT_BAD_INPUT
     except (KeyboardInterrupt, _Interrupted) as exc:
         name = str(exc) or "SIGINT"
@@ -339,7 +307,7 @@ def _batch(args) -> int:
     try:
         jobs = file_jobs(args.inputs)
     except BatchInputError as exc:
-        _invalid(exc)
+        invalid(exc)
         return EXIT_BAD_INPUT
     return _run_batch(args, jobs, Path(args.out) if args.out else default_out(args.inputs, "batch"))
 
@@ -354,20 +322,27 @@ def _sweep(args) -> int:
         check_sweep_keys(base, args.sets)
         jobs = sweep_jobs(args.file, args.sets)
     except (ScenarioError, BatchInputError) as exc:
-        _invalid(exc)
+        invalid(exc)
         return EXIT_BAD_INPUT
     return _run_batch(args, jobs, Path(args.out) if args.out else default_out([args.file], "sweep"))
 
 
 def _run_batch(args, jobs, out: Path) -> int:
+    from .analysis.suite import ANALYSES
     from .batch import Batch, BatchInputError
 
+    analyses = names([args.analyses]) if args.analyses else []
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown:
+        print(f"INVALID --analyses {unknown[0]!r}: expected one of {', '.join(ANALYSES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         batch = Batch(jobs, out, resume=args.resume, scheduler=args.scheduler, paths=args.paths, seed=args.seed,
-                      chunk_paths=args.chunk_paths, argv=sys.argv[1:])
+                      chunk_paths=args.chunk_paths, argv=sys.argv[1:], analyses=analyses,
+                      analysis_paths=args.analysis_paths)
         code = batch.run()
     except BatchInputError as exc:
-        _invalid(exc)
+        invalid(exc)
         return EXIT_BAD_INPUT
     rows = list(batch.rows.values())
     width = max(len(r["scenario_id"]) for r in rows) if rows else 0
@@ -498,3 +473,5 @@ def _report(args) -> int:
             return EXIT_FAILURE
         print(f"wrote {pdf}")
     return EXIT_OK
+
+

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import stats
 
 
+@functools.cache
 def _legendre_unit(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on (0, 1)."""
+    """Gauss-Legendre nodes and weights on (0, 1) (cached: an eigenvalue problem of size n)."""
     x, w = np.polynomial.legendre.leggauss(n)
-    return 0.5 * (x + 1.0), 0.5 * w
+    u, wu = 0.5 * (x + 1.0), 0.5 * w
+    u.flags.writeable = wu.flags.writeable = False
+    return u, wu
 
 
 def conditional_pd_grid(pd_: float, rho: float, copula: str = "gaussian", dof: float = 5.0, nodes: int = 400):

@@ -202,6 +202,16 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
         if period < T:
             n_defaults += 1
             count_diff[period] += 1.0
+    if pp.licensee_forced_any:  # deterministic stresses: named licensees default by a given period at the latest
+        for i in range(n_ls):
+            forced = pp.licensee_forced_period[i]
+            if 0 <= forced < licensee_period[i]:
+                if licensee_period[i] < T:
+                    count_diff[licensee_period[i]] -= 1.0
+                else:
+                    n_defaults += 1
+                count_diff[forced] += 1.0
+                licensee_period[i] = forced
 
     # licences → royalty groups (difference arrays over periods; all zero on entry, see below)
     n_grp = group_diff.shape[0]

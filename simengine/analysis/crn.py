@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._layout import BASIS_ENHANCED, BASIS_STANDALONE, TRANCHE_OUT
+from .._layout import BASIS_ENHANCED, BASIS_STANDALONE, TRANCHE_OUT, ChunkOutputs
 from ..engine import RunSpec, run_chunk
 from ..plan import Plan, compile_plan
 from ..stats import weighted_mean_se
@@ -58,12 +58,27 @@ class CommonRandomNumbers:
             self._plans[key] = compile_plan(self.spec.scenario.with_overrides(overrides))
         return self._plans[key]
 
-    def weighted(self, column: str, overrides: dict | None = None) -> np.ndarray:
+    def run(self, overrides: dict | None = None, plan: Plan | None = None) -> ChunkOutputs:
+        """Every kernel output of a variant over the first ``paths`` paths, chunk by chunk.
+
+        The variant is ``plan`` where given (a plan built from this run's, e.g. with arrays
+        replaced), else that of ``overrides`` (:meth:`plan`). Returns the fields of
+        :class:`simengine._layout.ChunkOutputs`, each with ``paths`` rows.
+        """
+        plan = plan if plan is not None else self.plan(overrides)
+        spec = self.spec
+        parts = [run_chunk(plan, spec.seed, first, min(spec.chunk_paths, self.paths - first), spec.sampling)
+                 for first in range(0, self.paths, spec.chunk_paths)]
+        if len(parts) == 1:
+            return parts[0]
+        return ChunkOutputs(*(np.concatenate(field) for field in zip(*parts)))
+
+    def weighted(self, column: str, overrides: dict | None = None, plan: Plan | None = None) -> np.ndarray:
         """W · x per path of a per-tranche output column (a name of ``_layout.TRANCHE_OUT``).
 
         Returns ndarray(float64), shape (paths, 2, tranches): both bases (``_layout.BASIS_*``).
         """
-        plan = self.plan(overrides)
+        plan = plan if plan is not None else self.plan(overrides)
         c = TRANCHE_OUT.index(column)
         spec = self.spec
         parts = []

@@ -178,6 +178,12 @@ class Batch:
         Override every scenario's ``[simulation]`` values; a resumed batch must give the same.
     argv : list of str or None
         The command line, for the manifest.
+    analyses : list of str or None
+        Analyses (:data:`simengine.analysis.suite.ANALYSES`) run on each scenario as it finishes,
+        into its run folder and ``analysis/<table>/batch=.../scenario=.../`` (not on scenarios found
+        finished by a resume).
+    analysis_paths : int or None
+        Paths each analysis re-runs (default: the scenario's).
 
     Raises
     ------
@@ -187,8 +193,10 @@ class Batch:
 
     def __init__(self, jobs: list[Job], out: str | Path, resume: bool = False, scheduler: str | None = None,
                  paths: int | None = None, seed: int | None = None, chunk_paths: int | None = None,
-                 argv: list[str] | None = None):
+                 argv: list[str] | None = None, analyses: list[str] | None = None,
+                 analysis_paths: int | None = None):
         self.jobs, self.resume, self.scheduler = jobs, resume, scheduler
+        self.analyses = {"analyses": list(analyses or []), "analysis_paths": analysis_paths}  # issue 14
         self.out = Path(out).resolve()
         self.options = {"paths": paths, "seed": seed, "chunk_paths": chunk_paths}
         self.argv = argv
@@ -383,7 +391,7 @@ class Batch:
         """(run folder, combined part, combined metadata) of an item, for :func:`finish_step`."""
         sid = item.job.scenario_id
         meta = {"scenario_name": item.scenario.name, "file": item.job.file, "overrides": item.job.overrides,
-                "key": item.key}
+                "key": item.key, **self.analyses}
         return str(self.run_dir(sid)), str(self.part(sid)), meta
 
     def _run_here(self, todo: list[_Item], progress: _BatchProgress) -> None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .._io import PROVENANCE_KEY, atomic_parquet, clear_partials
+from ..analysis.suite import run_analyses
 from ..engine import RunOptions, RunSpec, compile_seconds, open_spool, spool_chunk, warm_up
 from ..plan import compile_plan
 from ..results import RunFolder
@@ -115,6 +116,20 @@ def write_combined(run_dir: Path, part: Path, meta: dict) -> None:
                                     BATCH_KEY: json.dumps({"key": meta["key"], "run_dir": str(run_dir)}).encode()})
 
 
+def write_analysis_parts(run_dir: Path, part: Path, names) -> None:
+    """Each analysis table of a finished run folder, copied (provenance kept) to
+    ``analysis/<table>/batch=<batch id>/scenario=<scenario id>/part-0.parquet`` beside ``combined/``
+    (``part`` is the scenario's combined part), so one query reads a table across the batch."""
+    run = RunFolder(run_dir)
+    root = part.parents[3]
+    rel = part.relative_to(root / "combined")
+    for name in list(names) + (["concentration"] if "contributions" in names else []):
+        target = root / "analysis" / name / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        clear_partials(target.parent)
+        atomic_parquet(target, [run.arrow(name)], {})
+
+
 # ------------------------------------------------------------------------------------------ steps
 def prepare_step(scenario: Scenario, paths: int | None, seed: int | None, chunk_paths: int | None,
                  spool_dir: str) -> RunSpec:
@@ -192,6 +207,9 @@ def finish_step(spec: RunSpec, spool_dir: str, run_dir: str, part: str, meta: di
     result = collect(spec, spool, spec.n_chunks, timings, owns_spool=False)
     result.to_parquet(run)
     del result
+    if meta.get("analyses"):  # before the combined part: a scenario is finished once that exists
+        run_analyses(spec, run, meta["analyses"], meta.get("analysis_paths"))
+        write_analysis_parts(run, Path(part), meta["analyses"])
     write_combined(run, Path(part), meta)
     shutil.rmtree(spool, ignore_errors=True)
     return {"chunks": spec.n_chunks, "chunks_computed": len(computed),

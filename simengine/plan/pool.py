@@ -18,6 +18,9 @@ PoolPlan = namedtuple("PoolPlan", [
     "licensee_hazard_annual", "licensee_industry", "licensee_technology",
     "licensee_load_global", "licensee_load_industry", "licensee_load_region",
     "licensee_industry_factor", "licensee_region_factor", "licensee_idio",
+    # deterministic stresses: a licensee defaults by this period at the latest (-1: no stress);
+    # licensee_forced_any is False when no licensee is forced (the kernel then skips the check)
+    "licensee_forced_period", "licensee_forced_any",
     # survivor screen: latent above survival_threshold[class, m] cannot default by legal final
     # when the cumulative hazard is at most threshold_h0 * exp(m * threshold_log_ratio)
     "licensee_hazard_class", "survival_threshold", "threshold_h0", "threshold_log_ratio",
@@ -203,6 +206,9 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         if key[0] == "running":
             g_running[g], g_ind[g], g_tech[g], g_floor[g] = True, key[1], key[2], key[3]
 
+    sched_by_licensee = np.bincount(lic["ls"], weights=sched, minlength=n_ls)
+    forced = forced_periods(sc.model.stress.defaults, names, sched_by_licensee)
+
     dflt = risk.default
     pool = PoolPlan(
         periods=T, dt_years=dt, copula_t=dflt.copula == "student_t", dof=float(dflt.dof),
@@ -212,6 +218,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
         licensee_load_global=a_g, licensee_load_industry=a_i, licensee_load_region=a_r,
         licensee_industry_factor=ls_ind_f, licensee_region_factor=ls_reg_f, licensee_idio=ls_idio,
+        licensee_forced_period=forced, licensee_forced_any=bool((forced >= 0).any()),
         obsolescence_hazard_annual=ob_h, obsolescence_severity=ob_sev, obsolescence_multiplier=ob_mult,
         obsolescence_forced_period=ob_forced, obsolescence_loading=float(ob.global_loading),
         demand_drift_annual=dm["drift"], demand_vol_annual=dm["vol"], demand_reversion_annual=dm["rev"],
@@ -233,7 +240,45 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         provider_hazard_annual=np.array([hazard(row.pd_annual) for row in providers], float),
         provider_loading=np.array([row.loading for row in providers], float),
     )
+    if sc.model.stress.expected_path:
+        pool = expected_path(pool)
     return pool, {"industries": industries, "technologies": technologies, "licensees": tuple(names)}
+
+
+def largest_licensees(scheduled_amount: np.ndarray) -> np.ndarray:
+    """Licensee indices by scheduled royalty, largest first (ties: pool order).
+
+    scheduled_amount : ndarray(float64), shape (licensees,)   royalties owed over the deal
+    """
+    return np.argsort(-scheduled_amount, kind="stable")
+
+
+def forced_periods(defaults, names, scheduled_amount: np.ndarray) -> np.ndarray:
+    """Each licensee's forced default period (0-based; -1: none) from ``[[stress.defaults]]``.
+
+    A licensee named twice (or by name and among the largest) defaults at the earlier period.
+    Returns ndarray(int64), shape (licensees,).
+    """
+    forced = np.full(len(names), -1, np.int64)
+    order = largest_licensees(scheduled_amount)
+    index = {n: i for i, n in enumerate(names)}
+    for d in defaults:
+        targets = [index[d.licensee]] if d.licensee is not None else order[:d.largest]
+        for i in targets:
+            p = d.period - 1
+            forced[i] = p if forced[i] < 0 else min(forced[i], p)
+    return forced
+
+
+def expected_path(pool: PoolPlan) -> PoolPlan:
+    """The pool with every random driver at its expected path: no drawn licensee default (forced
+    ones stand), no obsolescence or invalidation, demand at its drift without volatility
+    (``exp(drift t)``, the mean of a GBM), recoveries at their mean, providers that never default."""
+    return pool._replace(
+        default_on=False, obsolescence_on=False, demand_vol_annual=np.zeros_like(pool.demand_vol_annual),
+        licence_invalidation_hazard_annual=np.zeros_like(pool.licence_invalidation_hazard_annual),
+        licence_invalidation_u_max=np.zeros_like(pool.licence_invalidation_u_max), recovery_beta=False,
+        provider_hazard_annual=np.zeros_like(pool.provider_hazard_annual))
 
 
 def demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, exchange, json_default, pid_alive
+from ..scenario import Scenario
 
 MANIFEST = "manifest.json"
 BATCH_MANIFEST = "batch_manifest.json"
@@ -211,6 +212,26 @@ class RunFolder:
         return {f.name: {k.decode(errors="replace"): v.decode(errors="replace") for k, v in f.metadata.items()}
                 for f in schema if f.metadata}
 
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        return int(self.manifest["seed"])
+
+    @property
+    def chunk_paths(self) -> int:
+        """Paths per chunk."""
+        return int(self.manifest["chunk_paths"])
+
+    @property
+    def sampling(self) -> dict:
+        """The sampling measure the paths were drawn under (global_shift, chi2_scale, antithetic)."""
+        return dict(self.manifest["sampling"])
+
+    def scenario(self) -> Scenario:
+        """The run's scenario, rebuilt from the manifest's resolved scenario (every default filled in)."""
+        source = self.manifest.get("scenario_file", str(self.path))
+        return Scenario.from_dict(self.manifest["resolved_scenario"], source)
+
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table of the folder (``summary``, ``cashflows``, ``tranche_losses``, ...) as a DataFrame."""
         return pq.read_table(self.path / f"{name}.parquet", columns=columns).to_pandas()
@@ -284,3 +305,13 @@ class BatchFolder:
     def run(self, scenario_id: str) -> RunFolder:
         """The finished run folder of a scenario (:class:`RunFolderError` if it is not finished)."""
         return RunFolder(self.run_path(scenario_id))
+
+def write_table(out: Path, name: str, frame: pd.DataFrame, provenance: dict) -> Path:
+    """Write ``frame`` as ``out/<name>.parquet`` with ``provenance`` in its schema metadata (key
+    ``simengine``), whole or not at all; returns the file."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {PROVENANCE_KEY: json.dumps(provenance, default=json_default).encode()}
+    path = out / f"{name}.parquet"
+    atomic_parquet(path, [pa.Table.from_pandas(frame, preserve_index=False)], meta)
+    return path

@@ -26,6 +26,8 @@ from .model import (
                     ScenarioModel,
                     Simulation,
                     Step,
+                    Stress,
+                    StressDefault,
                     Structure,
                     TechnologyObsolescence,
                     Tranche,
@@ -39,5 +41,5 @@ __all__ = [
     "Deal", "Licence", "PoolGenerate", "Pool",
     "DefaultRisk", "Correlation", "TechnologyObsolescence", "Obsolescence", "IndustryDemand", "Demand", "Legal", "Risk",
     "Tranche", "Fees", "Reserve", "Trigger", "Provider", "Step", "Structure",
-    "Importance", "Simulation",
+    "Importance", "Simulation", "Stress", "StressDefault",
 ]

@@ -66,6 +66,7 @@ def check_scenario(model: ScenarioModel, licences: Sequence[Licence], source: st
     if model.risk.correlation.matrix is not None:
         check_matrix(model.risk.correlation, licences, sink)
     check_default(model, licences, sink)
+    check_stress(model, licences, sink)
     sink.raise_any()
 
 
@@ -298,3 +299,19 @@ def scenario_warnings(model: ScenarioModel, licences: Sequence[Licence]) -> list
         out.append(f"structure.tranches: notes of {notes:,.2f} exceed the {scheduled:,.2f} of royalties the pool is "
                    f"scheduled to pay by legal final ({ratio}): only the credit enhancement can repay them")
     return out
+
+
+def check_stress(model: ScenarioModel, licences: Sequence[Licence], err: ErrorSink) -> None:
+    """[[stress.defaults]]: a licensee of the pool, at most as many as there are, a period within the term."""
+    T = model.deal.periods
+    names = list(dict.fromkeys(lic.licensee or lic.id for lic in licences))
+    for i, d in enumerate(model.stress.defaults):
+        if d.licensee is not None and d.licensee not in names:
+            shown = names if len(names) <= 12 else names[:12] + ["..."]
+            err(f"stress.defaults[{i}].licensee", d.licensee,
+                f"a licensee of the pool (licensee, or id where a licence names none), one of {shown}"
+                + did_you_mean(d.licensee, names))
+        if d.largest is not None and d.largest > len(names):
+            err(f"stress.defaults[{i}].largest", d.largest, f"at most the number of licensees ({len(names)})")
+        if d.period > T:
+            err(f"stress.defaults[{i}].period", d.period, f"a period in 1..{T} (term_years x periods_per_year)")

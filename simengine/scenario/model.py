@@ -421,6 +421,36 @@ class Simulation(_Model):
     importance: Importance = Importance()
 
 
+# -------------------------------------------------------------------------------------- stress
+class StressDefault(_Model):
+    """One of [[stress.defaults]]: a named licensee, or the ``largest`` k by scheduled royalty, made to
+    default at ``period`` at the latest (an earlier drawn default stands)."""
+
+    licensee: str | None = None
+    largest: Annotated[int, Field(ge=1)] | None = None
+    period: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.licensee is None) == (self.largest is None):
+            raise _problem("", {"licensee": self.licensee if self.licensee is not None else MISSING,
+                                "largest": self.largest if self.largest is not None else MISSING},
+                           "exactly one of licensee (a name) or largest (the k largest by royalty)")
+        return self
+
+
+class Stress(_Model):
+    """[stress]: deterministic stresses through the same waterfall.
+
+    ``defaults`` force licensees to default; ``expected_path = true`` puts everything else at its
+    expected path: no drawn licensee default, obsolescence or invalidation, demand at its drift
+    without volatility, recoveries at their mean, providers that never default.
+    """
+
+    expected_path: bool = False
+    defaults: list[StressDefault] = []
+
+
 class ScenarioModel(_Model):
     """The whole scenario file as validated tables."""
 
@@ -430,3 +460,4 @@ class ScenarioModel(_Model):
     risk: Risk = Risk()
     structure: Structure
     simulation: Simulation = Simulation()
+    stress: Stress = Stress()
