@@ -506,7 +506,7 @@ def compile_section(b: Bench, sec: dict) -> None:
         comp["cached"] = run_child(["--worker-compile", "--scenario", str(W3)], env=env)
         with tempfile.TemporaryDirectory(prefix="simengine-bench-run-") as out:
             cli = [sys.executable, "-m", "simengine", "run", str(W3), "--paths", "10000", "--out",
-                   str(Path(out) / "run"), "--no-plot", "--quiet"]
+                   str(Path(out) / "run"), "--no-plot", "--quiet", "--overwrite"]
             walls = []
             for _ in range(2):
                 t0 = time.perf_counter()
