@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .._layout import ledger_width
 from ..scenario import Scenario
 from .pool import PoolPlan, compile_pool
-from .providers import provider_rows
+from .providers import ProviderRow, provider_rows
 from .waterfall import WaterfallPlan, compile_waterfall
 
 
@@ -52,4 +52,4 @@ def compile_plan(sc: Scenario) -> Plan:
                 licensee_names=names["licensees"], ledger_width=ledger_width(len(tranche_names)))
 
 
-__all__ = ["Plan", "PoolPlan", "WaterfallPlan", "compile_plan"]
+__all__ = ["Plan", "PoolPlan", "ProviderRow", "WaterfallPlan", "compile_plan", "provider_rows"]

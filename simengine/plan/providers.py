@@ -11,6 +11,7 @@ import math
 from typing import NamedTuple
 
 from .._layout import PROVIDER_KINDS
+from ..ratings import provider_grade
 from ..scenario import Scenario
 
 # the scenario section of each provider kind (structure.<section>)
@@ -26,6 +27,7 @@ class ProviderRow(NamedTuple):
     loading: float
     cap_amount: float  # inf: no cap
     covers: tuple[str, ...]
+    grade: str = ""  # S&P letter grade at closing (simengine.ratings.provider_grade)
 
 
 def provider_rows(sc: Scenario) -> list[ProviderRow]:
@@ -40,5 +42,6 @@ def provider_rows(sc: Scenario) -> list[ProviderRow]:
         if p is None:
             continue
         cap = p.cap_amount if p.cap_amount is not None else math.inf
-        rows.append(ProviderRow(kind, kind, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers)))
+        rows.append(ProviderRow(kind, kind, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers),
+                                provider_grade(p.credit_pd_annual, p.rating)))
     return rows

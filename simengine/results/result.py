@@ -19,13 +19,14 @@ from .. import _jit, ratings
 from .._io import versions
 from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, part_name, resolved_hash
-from ..plan import Plan
+from ..plan import Plan, provider_rows
 from ..scenario import Scenario
 from ..stats import (
     Z95,
     batch_se,
     exceedance,
     kish_ess,
+    upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
     weighted_quantile_es,
@@ -128,6 +129,20 @@ class SimulationResult:
         return self._read("pool_paths").to_pandas()
 
     # ------------------------------------------------------------------------------- summary
+    @property
+    def rating_tables(self) -> tuple[str, ...]:
+        """The implied-rating tables this run reports (``simulation.rating_tables``), in
+        :data:`simengine.ratings.TABLES` order."""
+        chosen = self.scenario.model.simulation.rating_tables
+        return tuple(key for key in ratings.TABLES if key in chosen)
+
+    @cached_property
+    def guarantor_grades(self) -> list[list[str]]:
+        """Per tranche, the S&P letter grades at closing of the guarantors that cover it."""
+        rows = provider_rows(self.scenario)
+        return [[r.grade for r in rows if PROVIDER_KINDS[r.kind] == "guarantee" and name in r.covers]
+                for name in self.plan.tranche_names]
+
     @cached_property
     def summary(self) -> pd.DataFrame:
         """One row per tranche: SPEC §6 metrics, enhanced (no prefix) and ``standalone_``."""
@@ -155,22 +170,26 @@ class SimulationResult:
                 el, el_se = weighted_mean_se(loss[:, k], w, pairs)
                 pv_mean, pv_se = weighted_mean_se(pv[:, k], w, pairs)
                 short_mean, short_se = weighted_mean_se(short[:, k], w, pairs)
-                n_eff = pd_ * (1 - pd_) / pd_se ** 2 if pd_se > 0 else float(n)
-                lo, hi = wilson(pd_, n_eff)
+                no_default = not (defaulted[:, k] > 0).any()
+                if no_default:  # k = 0: the sample SE is 0; bound PD by Clopper-Pearson on the effective size
+                    n_eff = ess
+                    lo, hi = 0.0, upper_bound_no_events(ess)
+                else:
+                    n_eff = pd_ * (1 - pd_) / pd_se ** 2 if pd_se > 0 else float(n)
+                    lo, hi = wilson(pd_, n_eff)
+                if not (loss[:, k] > 0).any():  # a loss fraction is at most 1 and a loss is a default: EL <= PD
+                    el_lo, el_hi = 0.0, hi
+                else:
+                    el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 # statistics that are not plain means get batch-means standard errors
                 values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k])
                 errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
                 lgd, wal_mean, q50 = values[:3]
-                el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
-                m_best = ratings.implied_moodys(el_lo, wal_mean)
-                m_worst = ratings.implied_moodys(el_hi, wal_mean)
-                s_best = ratings.implied_sp(lo, horizon)
-                s_worst = ratings.implied_sp(hi, horizon)
                 row.update({
                     prefix + "pd": pd_, prefix + "pd_se": pd_se, prefix + "pd_lower": lo, prefix + "pd_upper": hi,
-                    prefix + "pd_n_eff": n_eff,
+                    prefix + "pd_n_eff": n_eff, prefix + "no_loss_observed": no_default,
                     prefix + "pd_vr": variance_reduction(defaulted[:, k], w, pd_se),
-                    prefix + "el": el, prefix + "el_se": el_se,
+                    prefix + "el": el, prefix + "el_se": el_se, prefix + "el_lower": el_lo, prefix + "el_upper": el_hi,
                     prefix + "el_vr": variance_reduction(loss[:, k], w, el_se),
                     prefix + "lgd": lgd, prefix + "lgd_se": errors[0],
                     prefix + "pv_loss": pv_mean, prefix + "pv_loss_se": pv_se,
@@ -184,12 +203,17 @@ class SimulationResult:
                     row[prefix + f"var_{name}_se"] = errors[3 + 2 * j]
                     row[prefix + f"es_{name}"] = values[4 + 2 * j]
                     row[prefix + f"es_{name}_se"] = errors[4 + 2 * j]
-                row.update({
-                    prefix + "rating_moodys": ratings.implied_moodys(el, wal_mean),
-                    prefix + "rating_moodys_range": ratings.notch_range(m_best, m_worst),
-                    prefix + "rating_sp": ratings.implied_sp(pd_, horizon),
-                    prefix + "rating_sp_range": ratings.notch_range(s_best, s_worst),
-                })
+                estimates = {"pd": (pd_, lo, hi, horizon), "el": (el, el_lo, el_hi, wal_mean)}
+                for key in self.rating_tables:
+                    table = ratings.TABLES[key]
+                    value, best, worst, h = estimates[table.estimate]
+                    row[prefix + f"rating_{key}"] = ratings.implied(key, value, h)
+                    row[prefix + f"rating_{key}_range"] = ratings.notch_range(ratings.implied(key, best, h),
+                                                                             ratings.implied(key, worst, h))
+        if "sp" in self.rating_tables:
+            for k, row in enumerate(rows):
+                row["rating_enhanced_capped"] = ratings.capped_rating(row["rating_sp"], row["standalone_rating_sp"],
+                                                              self.guarantor_grades[k])
         attribution = self.channel_attribution.set_index(["tranche", "basis"])
         for prefix, basis in BASES:
             for row in rows:
@@ -205,6 +229,48 @@ class SimulationResult:
             stats += [(f"p_{kind}_drawn", (x[:, k] > 0).astype(float)) for kind, x in draws.items()]
             for name, x in stats:
                 row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def rating_levels(self) -> pd.DataFrame:
+        """Scenario default rates by rating (the SDR of S&P's CDO Evaluator): for each grade of the
+        S&P table, the pool's cumulative licensee default rate and pool loss rate that are exceeded
+        with the grade's cumulative PD at the legal final (the horizon every tranche's PD is
+        measured at), i.e. their weighted quantiles at level 1 - PD_grade.
+
+        Columns: table, grade, horizon_years, grade_pd (the monotone threshold of
+        :func:`simengine.ratings.thresholds`), tail_paths (grade_pd x Kish's effective sample
+        size: how many effective paths lie beyond the quantile), default_rate (fraction of
+        licensees by count) and pool_loss_rate (1 - collections / scheduled), each with a
+        batch-means standard error (``_se``). NaN where grade_pd is 0 (the 100% quantile: no
+        sample estimates it) or the horizon lies beyond the table.
+        """
+        t = self._read("pool_paths", ["weight", "default_fraction", "pool_loss_fraction"])
+        w = t.column("weight").to_numpy()
+        rates = (t.column("default_fraction").to_numpy(), t.column("pool_loss_fraction").to_numpy())
+        wp = self.plan.waterfall
+        horizon = self.plan.periods / wp.periods_per_year
+        grades = ratings.table_grades("sp")
+        limits = ratings.thresholds("sp", horizon)
+        if limits is None:
+            limits = np.full(len(grades), math.nan)
+        ess = kish_ess(w)
+        usable = [p for p in limits if p > 0]
+        levels = [1.0 - p for p in usable]
+        values, errors = [], []
+        for x in rates:
+            values.append(weighted_quantiles(x, w, levels) if levels else [])
+            errors.append(batch_se(lambda xx, ww: np.array(weighted_quantiles(xx, ww, levels)), (x, w),
+                                   pairs=self.sampling.antithetic) if levels else [])
+        rows = []
+        j = 0
+        for grade, p in zip(grades, limits):
+            row = {"table": "sp", "grade": grade, "horizon_years": horizon, "grade_pd": float(p),
+                   "tail_paths": float(p) * ess}
+            for name, v, e in zip(("default_rate", "pool_loss_rate"), values, errors):
+                row[name], row[name + "_se"] = (float(v[j]), float(e[j])) if p > 0 else (math.nan, math.nan)
+            j += int(p > 0)
+            rows.append(row)
         return pd.DataFrame(rows)
 
     @cached_property
@@ -315,14 +381,15 @@ class SimulationResult:
             "sampling": self.sampling._asdict(), "sampling_choice": self.spec.sampling_info,
             "target": self.stop, "engine": versions(),
             "numba_threading_layer": _jit.threading_layer(), "threads": self.threads,
-            "numba_disabled": _jit.DISABLED,
+            "numba_disabled": _jit.DISABLED, "rating_tables": list(self.rating_tables),
         }
 
     def manifest(self, status: str, timings: dict | None = None) -> dict:
         """``manifest.json`` of the run folder with ``status`` (``"ok"`` once everything is written)."""
         return {**self.provenance(), "status": status, "timings": {**self.timings, **(timings or {})},
                 "resolved_scenario": self.scenario.resolved(), "pool_summary": self.pool_summary,
-                "rating_tables": ratings.TABLE_VERSIONS,
+                "rating_tables": {key: {"source": ratings.TABLES[key].source, "verified": ratings.TABLES[key].verified}
+                                  for key in self.rating_tables},
                 "units": "fractions of original tranche balance unless a column ends in _amount"}
 
     def to_parquet(self, out_dir: str | Path) -> Path:

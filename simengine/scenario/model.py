@@ -414,6 +414,15 @@ class Simulation(_Model):
     cashflow_sample_paths: Annotated[int, Field(ge=1)] = 10_000
     variance_reduction: Literal["none", "importance", "antithetic", "importance+antithetic"] = "none"
     importance: Importance = Importance()
+    # implied-rating maps the summary reports (simengine.ratings.TABLES): "sp" is verified, "moodys" derived
+    rating_tables: list[Literal["sp", "moodys"]] = ["sp"]
+
+    @field_validator("rating_tables")
+    @classmethod
+    def _unique_tables(cls, value):
+        if len(set(value)) != len(value):
+            raise _problem("", value, "each rating table at most once (sp, moodys)")
+        return value
 
 
 class ScenarioModel(_Model):
