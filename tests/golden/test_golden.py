@@ -31,7 +31,7 @@ SCENARIOS = {"guangzhou": "scenarios/guangzhou_patent_2019.toml", "w1": "scenari
 SAMPLING = ("none", "importance", "antithetic", "importance+antithetic")
 COPULAS = {"gaussian": {}, "student_t": {"risk.default.copula": "student_t", "risk.default.dof": 5.0}}
 TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance",
-          "tranche_losses", "pool_paths")
+          "tranche_losses", "pool_paths", "rating_levels")
 PATHS, CHUNK, SEED = 1_000, 400, 11  # uneven chunks on purpose
 CASES = [(s, v, c) for s in SCENARIOS for v in SAMPLING for c in COPULAS]
 
@@ -63,6 +63,7 @@ def run_case(scenario: str, sampling: str, copula: str, out: Path) -> dict[str, 
 def test_outputs_keep_their_bits(scenario, sampling, copula, tmp_path):
     want = json.loads(DIGESTS.read_text())["-".join((scenario, sampling, copula))]
     got = run_case(scenario, sampling, copula, tmp_path / "run")
+    assert set(want) == set(TABLES)
     changed = [t for t in TABLES if got[t] != want[t]]
     assert not changed, f"tables whose bits changed: {changed}"
 
