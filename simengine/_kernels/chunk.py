@@ -15,6 +15,7 @@ from .._layout import (
     BASIS_STANDALONE,
     N_FLAGS,
     N_PROVIDER_KINDS,
+    N_PROVIDER_OUT,
     N_TRANCHE_OUT,
     P_CHI2,
     P_COLLECTIONS,
@@ -36,15 +37,16 @@ waterfall_path_inline = jit(getattr(waterfall_path, "py_func", waterfall_path), 
 
 
 @parallel_jit
-def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, n_factors,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights):
+def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, provider_shift, n_factors,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out):
     """Simulate paths ``first_path .. first_path + n - 1`` (n = ``weights.shape[0]``).
 
-    ``global_shift``, ``chi2_scale`` and ``antithetic`` are the sampling measure (see
-    :func:`pool_path`); the waterfall never sees it, only ``weights`` do.
+    ``global_shift``, ``chi2_scale``, ``antithetic`` and ``provider_shift`` (ndarray(float64),
+    shape (providers,)) are the sampling measure (see :func:`pool_path`); the waterfall never
+    sees it, only ``weights`` do.
 
     Outputs (n = paths in the chunk, B = 2 bases: 0 standalone, 1 enhanced):
-    tranche_out, trig_out, flag_out, pool_out, cum_default, weights : the fields of
+    tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out : the fields of
         :class:`simengine._layout.ChunkOutputs` (allocated by the caller with
         :func:`simengine._layout.allocate_chunk`), in that order.
     """
@@ -56,13 +58,14 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
         lo = b * BLOCK_PATHS
         hi = min(n, lo + BLOCK_PATHS)
         simulate_block(pp, wp, seed, np.arange(first_path + lo, first_path + hi), lo, global_shift, chi2_scale,
-                       antithetic, n_factors, tranche_out, trig_out, flag_out, pool_out, cum_default, weights,
-                       no_ledgers, no_collections)
+                       antithetic, provider_shift, n_factors, tranche_out, trig_out, flag_out, pool_out, cum_default,
+                       weights, provider_out, no_ledgers, no_collections)
 
 
 @jit
-def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, n_factors,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, ledgers, collections_out):
+def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift, n_factors,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out, ledgers,
+                   collections_out):
     """Paths ``paths`` (int64, shape (m,)) into rows ``row0 .. row0 + m - 1`` of the outputs of
     :func:`simulate_chunk`, on one thread; where ``ledgers`` has rows, also each path's enhanced
     ledger and collections (rows ``0 .. m - 1``).
@@ -87,6 +90,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     cdr = np.empty(T)
     n_prov = wp.provider_kind.shape[0]
     provider_period = np.empty(n_prov, np.int64)
+    provider_path = np.empty((n_prov, N_PROVIDER_OUT))
     balance = np.empty(n_tr)
     carry = np.empty(n_tr)
     state = np.empty((max(max(n_tr, n_trig), max(n_prov, N_PROVIDER_KINDS)), STATE_COLUMNS))  # state_rows()
@@ -97,8 +101,12 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     for q in range(paths.shape[0]):
         i = row0 + q
         w, z, chi2, n_def, n_obs, n_inv = pool_path_inline(
-            pp, seed, paths[q], global_shift, chi2_scale, antithetic, scratch, collections, cdr, provider_period)
+            pp, seed, paths[q], global_shift, chi2_scale, antithetic, provider_shift, scratch, collections, cdr,
+            provider_period, provider_path)
         weights[i] = w
+        for j in range(n_prov):
+            for c in range(N_PROVIDER_OUT):
+                provider_out[i, j, c] = provider_path[j, c]
         pool_out[i, P_DEFAULTS] = n_def
         pool_out[i, P_OBSOLETE] = n_obs
         pool_out[i, P_INVALIDATED] = n_inv

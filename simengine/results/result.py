@@ -37,6 +37,11 @@ from .plots import loss_curves_figure
 from .run_folder import write_run
 
 LEVELS = (0.95, 0.99, 0.999)
+
+
+def grade_rank_sp(label: str) -> float:
+    """A migration grade's rank on the S&P letter scale (0 = AAA, ..., 6 = CCC/C, 7 = default)."""
+    return float(len(ratings.SP_LETTERS)) if label == "D" else ratings.grade_rank("sp", ratings.letter_grade(label))
 LEVEL_NAMES = ("95", "99", "999")
 BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
@@ -144,6 +149,22 @@ class SimulationResult:
                 for name in self.plan.tranche_names]
 
     @cached_property
+    def migrating_providers(self) -> list[tuple[int, str, tuple[str, ...]]]:
+        """(provider row, kind, grade labels best first with "D" last) of each provider that migrates."""
+        kinds = self.plan.waterfall.provider_kind
+        return [(j, PROVIDER_KINDS[kinds[j]], labels) for j, labels in enumerate(self.plan.provider_grades)
+                if labels is not None]
+
+    def worst_grades(self, kind: str) -> np.ndarray:
+        """A migrating provider's worst grade on each path as S&P-scale ranks (0 = AAA, 7 = default),
+        ndarray(float64), shape (paths,)."""
+        labels = next(lab for _, k, lab in self.migrating_providers if k == kind)
+        ranks = np.array([grade_rank_sp(label) for label in labels])
+        codes = self._read("pool_paths", [f"{kind}_worst_grade"]).column(0)
+        codes = pa.chunked_array([c.indices for c in codes.chunks]).to_numpy() if codes.num_chunks else np.zeros(0)
+        return ranks[codes.astype(np.int64)]
+
+    @cached_property
     def summary(self) -> pd.DataFrame:
         """One row per tranche: SPEC §6 metrics, enhanced (no prefix) and ``standalone_``."""
         w = self.weights
@@ -214,6 +235,7 @@ class SimulationResult:
             for k, row in enumerate(rows):
                 row["rating_enhanced_capped"] = ratings.capped_rating(row["rating_sp"], row["standalone_rating_sp"],
                                                               self.guarantor_grades[k])
+            self._capped_downgrades(rows, w, pairs)
         attribution = self.channel_attribution.set_index(["tranche", "basis"])
         for prefix, basis in BASES:
             for row in rows:
@@ -230,6 +252,32 @@ class SimulationResult:
             for name, x in stats:
                 row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
         return pd.DataFrame(rows)
+
+    def _capped_downgrades(self, rows: list[dict], w: np.ndarray, pairs: bool) -> None:
+        """Where a guarantor migrates: P(on a path its worst grade pulls the capped rating below the
+        one at closing), and that without an enhanced loss or default (the Bowie case), per tranche."""
+        migrating = {j: kind for j, kind, _ in self.migrating_providers}
+        kinds = self.plan.waterfall.provider_kind
+        covers = self.plan.waterfall.provider_covers
+        guarantors = [j for j in range(len(kinds)) if PROVIDER_KINDS[kinds[j]] == "guarantee"]
+        if not any(j in migrating for j in guarantors):
+            return
+        rank = ratings.grade_rank
+        closing_grade = {r: row.grade for r, row in enumerate(provider_rows(self.scenario))}
+        loss = self._matrix("loss_fraction")
+        defaulted = self._matrix("defaulted").astype(bool)
+        for k, row in enumerate(rows):
+            closing = rank("sp", row["rating_enhanced_capped"])
+            cap = np.full(self.paths, rank("sp", row["rating_sp"]))
+            for j in (j for j in guarantors if covers[j, k]):
+                cap = np.maximum(cap, self.worst_grades(migrating[j]) if j in migrating
+                                 else rank("sp", closing_grade[j]))
+            cap = np.minimum(cap, rank("sp", row["standalone_rating_sp"]))
+            down = (cap > closing).astype(float) if not math.isnan(closing) else np.zeros(self.paths)
+            no_loss = down * ((loss[:, k] <= 0) & ~defaulted[:, k])
+            for name, x in (("p_rating_enhanced_capped_downgrade", down),
+                            ("p_rating_enhanced_capped_downgrade_no_loss", no_loss)):
+                row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
 
     @cached_property
     def rating_levels(self) -> pd.DataFrame:
@@ -316,6 +364,13 @@ class SimulationResult:
         for kind in PROVIDER_KINDS:
             means[f"p_{kind}_provider_failed_when_needed"] = failed[kind]
         means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
+        for j, kind, labels in self.migrating_providers:  # credit migration: grades over the deal
+            worst = self.worst_grades(kind)
+            start = grade_rank_sp(labels[int(self.plan.pool.provider_initial_grade[j])])
+            out[f"{kind}_initial_grade"] = labels[int(self.plan.pool.provider_initial_grade[j])]
+            means[f"p_{kind}_downgraded"] = worst > start
+            means[f"p_{kind}_below_investment_grade"] = worst >= len(ratings.INVESTMENT_GRADE)
+            means[f"p_{kind}_defaulted"] = worst >= len(ratings.SP_LETTERS)
         for key, values in means.items():
             out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
         for name, se in zip(("q50", "q95", "q99", "q999"), q_se):
