@@ -127,7 +127,7 @@ def test_bowie_a_guarantor_downgrade_without_a_loss(tmp_path):
     assert s["rating_sp"] == "AAA" and s["rating_enhanced_capped"] == "A"
     assert s["p_rating_enhanced_capped_downgrade"] == 1.0 and s["p_rating_enhanced_capped_downgrade_no_loss"] == 1.0
     ps = res.pool_summary
-    assert ps["guarantee_initial_grade"] == "A" and ps["p_guarantee_downgraded"] == 1.0
+    assert ps["p_guarantee_downgraded"] == 1.0
     assert ps["p_guarantee_below_investment_grade"] == 0.0 and ps["p_guarantee_defaulted"] == 0.0
     out = res.to_parquet(tmp_path / "run")
     grades = pq.read_table(out / "pool_paths.parquet", columns=["guarantee_worst_grade"]).to_pandas()

@@ -264,3 +264,23 @@ def test_scenario_default_rates_match_the_finite_pool_quadrature(tmp_path):
     back = pq.read_table(out / "rating_levels.parquet")
     assert b"simengine" in back.schema.metadata
     pd.testing.assert_frame_equal(back.to_pandas(), levels)
+
+
+def test_cli_rating_tables_option(tmp_path):
+    """`simengine run --rating-tables sp,moodys` reports both maps; a wrong name is bad input (2)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "simengine", "run", GZ, "--paths", "2000", "--out", str(out), "--no-plot", "--quiet",
+           "--rating-tables", "sp,moodys"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "rating_moodys_range" in done.stdout and "no loss observed in 2,000 paths" in done.stdout
+    cols = pq.read_schema(out / "summary.parquet").names
+    assert "rating_moodys" in cols and "rating_sp" in cols
+    cmd[-1] = "sp,moody"
+    cmd[cmd.index(str(out))] = str(tmp_path / "bad")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "simulation.rating_tables[1] = 'moody'" in done.stderr
+    assert not (tmp_path / "bad").exists()

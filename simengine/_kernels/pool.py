@@ -303,7 +303,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
     for j in range(provider_period.shape[0]):
         a = pp.provider_loading[j]
         nu = provider_shift[j]
-        if pp.provider_migrates[j] != 0:
+        if j < pp.provider_migrates.shape[0] and pp.provider_migrates[j] != 0:  # a plan edited row-wise: static
             log_weight += provider_migration(pp, j, sk, sign, nu, g_global, provider_period, provider_out)
             continue
         e = sign * normal_at(sk, pp.provider_stream[j])

@@ -367,7 +367,6 @@ class SimulationResult:
         for j, kind, labels in self.migrating_providers:  # credit migration: grades over the deal
             worst = self.worst_grades(kind)
             start = grade_rank_sp(labels[int(self.plan.pool.provider_initial_grade[j])])
-            out[f"{kind}_initial_grade"] = labels[int(self.plan.pool.provider_initial_grade[j])]
             means[f"p_{kind}_downgraded"] = worst > start
             means[f"p_{kind}_below_investment_grade"] = worst >= len(ratings.INVESTMENT_GRADE)
             means[f"p_{kind}_defaulted"] = worst >= len(ratings.SP_LETTERS)
