@@ -15,7 +15,6 @@ from .._layout import (
     BASIS_STANDALONE,
     N_FLAGS,
     N_PROVIDER_KINDS,
-    N_PROVIDER_OUT,
     N_TRANCHE_OUT,
     P_CHI2,
     P_COLLECTIONS,
@@ -90,7 +89,6 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     cdr = np.empty(T)
     n_prov = wp.provider_kind.shape[0]
     provider_period = np.empty(n_prov, np.int64)
-    provider_path = np.empty((n_prov, N_PROVIDER_OUT))
     balance = np.empty(n_tr)
     carry = np.empty(n_tr)
     state = np.empty((max(max(n_tr, n_trig), max(n_prov, N_PROVIDER_KINDS)), STATE_COLUMNS))  # state_rows()
@@ -102,11 +100,8 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
         i = row0 + q
         w, z, chi2, n_def, n_obs, n_inv = pool_path_inline(
             pp, seed, paths[q], global_shift, chi2_scale, antithetic, provider_shift, scratch, collections, cdr,
-            provider_period, provider_path)
+            provider_period, provider_out[i])
         weights[i] = w
-        for j in range(n_prov):
-            for c in range(N_PROVIDER_OUT):
-                provider_out[i, j, c] = provider_path[j, c]
         pool_out[i, P_DEFAULTS] = n_def
         pool_out[i, P_OBSOLETE] = n_obs
         pool_out[i, P_INVALIDATED] = n_inv

@@ -323,7 +323,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
 MIGRATION_DRAW0 = 1 << 20  # a migrating row's year-y normal: draw MIGRATION_DRAW0 + 64 y + its stream index
 
 
-@jit(inline="always")
+@jit  # a call, not inlined: compiled once on its own, so the path loop's compile does not grow with it
 def provider_migration(pp, j, sk, sign, nu, g_global, provider_period, provider_out):
     """Provider row j's grade, one year at a time, and its default period; returns the log
     likelihood ratio of its shifted draws (0 when ``nu`` is 0).
