@@ -52,6 +52,13 @@ F_NEEDED, F_FAILED = 0, 1
 FLAGS = tuple(f"{kind}_{what}" for kind in PROVIDER_KINDS for what in FLAG_WHAT)  # kind j at 2 j + F_*
 N_FLAGS = len(FLAGS)
 
+# ------------------------------------- per-path provider outputs: (paths, providers, N_PROVIDER_OUT)
+PROVIDER_OUT = ("latent_normal", "default_period", "worst_grade")
+N_PROVIDER_OUT = len(PROVIDER_OUT)
+PR_LATENT = PROVIDER_OUT.index("latent_normal")  # its idiosyncratic normal as drawn (migration: the mean of its years')
+PR_DEFAULT_PERIOD = PROVIDER_OUT.index("default_period")  # 0-based; periods = never
+PR_WORST_GRADE = PROVIDER_OUT.index("worst_grade")  # index on its migration scale (default last); -1 without
+
 # --------------------------------------------------------------------- waterfall state (scratch)
 # rows are tranches for the S_* tranche columns, providers for S_PROVIDER_USED, triggers for the
 # S_TRIGGER_* columns and provider kinds for S_KIND_DRAWN
@@ -126,6 +133,7 @@ class ChunkOutputs(NamedTuple):
     pool : ndarray(float64), shape (n, N_POOL_OUT)
     cum_default : ndarray(float32), shape (n, periods)   cumulative licensee default fraction (count)
     weights : ndarray(float64), shape (n,)               likelihood ratios (1 for plain Monte Carlo)
+    provider : ndarray(float64), shape (n, providers, N_PROVIDER_OUT)   PR_* columns per provider row
     """
 
     tranche: np.ndarray
@@ -134,14 +142,15 @@ class ChunkOutputs(NamedTuple):
     pool: np.ndarray
     cum_default: np.ndarray
     weights: np.ndarray
+    provider: np.ndarray
 
 
-def allocate_chunk(paths: int, tranches: int, triggers: int, periods: int) -> ChunkOutputs:
+def allocate_chunk(paths: int, tranches: int, triggers: int, periods: int, providers: int) -> ChunkOutputs:
     """Zeroed outputs for a chunk of ``paths`` paths."""
     return ChunkOutputs(tranche=np.zeros((paths, 2, tranches, N_TRANCHE_OUT)),
                         triggers=np.zeros((paths, triggers), np.uint8), flags=np.zeros((paths, N_FLAGS)),
                         pool=np.zeros((paths, N_POOL_OUT)), cum_default=np.zeros((paths, periods), np.float32),
-                        weights=np.zeros(paths))
+                        weights=np.zeros(paths), provider=np.zeros((paths, providers, N_PROVIDER_OUT)))
 
 
 def allocate_ledgers(paths: int, periods: int, tranches: int) -> tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add chunks until the tranche's PD has this relative standard error (e.g. 0.1)")
     p.add_argument("--max-paths", type=positive_int, default=10_000_000,
                    help="path cap for --target-rse (default 10,000,000)")
+    p.add_argument("--rating-tables", metavar="sp[,moodys]",
+                   help="implied-rating tables to report: sp (S&P 2024, verified; the default) and/or moodys "
+                        "(derived EL table, shown with its provenance)")
 
     p = sub.add_parser("batch", help="run many scenarios into one batch folder; resumable, on Dask if asked")
     p.add_argument("inputs", nargs="+", metavar="FILES|DIR|GLOB",
@@ -198,6 +201,8 @@ def _run(args) -> int:
 
     try:
         sc = load_scenario(args.file)
+        if args.rating_tables is not None:
+            sc = sc.with_overrides({"simulation.rating_tables": [t.strip() for t in args.rating_tables.split(",")]})
     except ScenarioError as exc:
         invalid(exc)
         return EXIT_BAD_INPUT
@@ -361,10 +366,16 @@ def _print_summary(res, out: Path) -> None:
     for warning in res.sampling_warnings:
         print(f"WARNING sampling: {warning}", file=sys.stderr)
     s = res.summary
-    cols = ["tranche", "pd", "pd_se", "pd_vr", "el", "el_se", "wal_years", "rating_moodys", "rating_moodys_range",
-            "rating_sp", "rating_sp_range", "standalone_pd", "standalone_el", "standalone_rating_moodys"]
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
+    cols = ["tranche", "pd", "pd_se", "pd_upper", "pd_vr", "el", "el_se", "wal_years"]
+    for key in res.rating_tables:
+        cols += [f"rating_{key}", f"rating_{key}_range"]
+    cols += ["standalone_pd", "standalone_el"] + [f"standalone_rating_{key}" for key in res.rating_tables]
+    cols += ["rating_enhanced_capped"] if "rating_enhanced_capped" in s.columns else []
+    with pd.option_context("display.width", 220, "display.max_columns", 24, "display.float_format", "{:.3g}".format):
         print(s[cols].to_string(index=False))
+    for _, row in s[s["no_loss_observed"]].iterrows():
+        print(f"{row['tranche']}: no loss observed in {res.paths:,} paths; PD <= {row['pd_upper']:.3g} "
+              f"(one-sided 95%, effective sample {row['pd_n_eff']:,.0f})")
     if res.stop is not None:
         st = res.stop
         verdict = ("reached" if st["reached"] else f"NOT reached: path cap {res.spec.paths:,} hit")

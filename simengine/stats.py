@@ -73,6 +73,16 @@ def wilson(p: float, n_eff: float, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def upper_bound_no_events(n_eff: float, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound on a probability when none of ``n_eff`` (effective) trials
+    had the event: Clopper-Pearson's ``1 - (1 - confidence)^(1 / n_eff)``, about ``3 / n_eff`` at
+    95% (the rule of three). NaN without a positive sample size.
+    """
+    if not n_eff > 0:
+        return math.nan
+    return -math.expm1(math.log1p(-confidence) / n_eff)
+
+
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels) -> list[float]:
     """Weighted quantiles inf{x : F(x) >= a} at each level a (a 1e-12 tolerance on F).
 

@@ -129,3 +129,29 @@ def tail_by_z(n: int, pd_: float, rho: float, attach: float, detach: float, copu
         first += pj / m
         second += pj * ((j + 1 - ka) ** 2 - (j - ka) ** 2) / m ** 2
     return float((tail * weights).sum()), first, second
+
+
+def guaranteed_tail_by_z(n: int, pd_: float, rho: float, attach: float, detach: float, guarantor_pd: float,
+                         guarantor_loading: float) -> tuple[float, float, float]:
+    """(P, E[X], E[X^2]) of the slice X = min((L - a)^+, d - a) / (d - a) *where the slice's guarantor
+    has defaulted*, L = K / n: the enhanced loss of a slice fully covered by a guarantee, one period.
+
+    Homogeneous one-factor Gaussian pool as in :func:`tail_by_z`; the guarantor defaults iff its
+    latent a_g Z + sqrt(1 - a_g^2) e is below Phi^-1(guarantor_pd), so given the factor z the
+    pool and the guarantor are independent and the integrand gains the factor
+    Phi((Phi^-1(pd_g) - a_g z) / sqrt(1 - a_g^2)).
+    """
+    z = np.linspace(-12.0, 12.0, 8_001)
+    wz = stats.norm.pdf(z) * (z[1] - z[0])
+    p = stats.norm.cdf((stats.norm.ppf(pd_) - np.sqrt(rho) * z) / np.sqrt(1 - rho))
+    a_g = guarantor_loading
+    fails = stats.norm.cdf((stats.norm.ppf(guarantor_pd) - a_g * z) / np.sqrt(1 - a_g * a_g))
+    weights = wz * fails
+    ka, kd = int(round(attach * n)), int(round(detach * n))
+    m = kd - ka
+    first, second = 0.0, 0.0
+    for j in range(ka, kd):
+        pj = float((stats.binom.sf(j, n, p) * weights).sum())
+        first += pj / m
+        second += pj * ((j + 1 - ka) ** 2 - (j - ka) ** 2) / m ** 2
+    return float((stats.binom.sf(ka, n, p) * weights).sum()), first, second

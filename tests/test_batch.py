@@ -413,7 +413,7 @@ def test_combined_dataset_reads_with_pandas_pyarrow_and_duckdb(tmp_path):
     table = ds.dataset(combined, partitioning="hive").to_table()
     assert table.num_rows == 7 and {"batch", "scenario", "pd", "el", "pool_licensee_default_rate_mean"} <= set(
         table.column_names)
-    query = (f"SELECT scenario, tranche, pd, el, rating_moodys FROM read_parquet('{combined.as_posix()}/**/*.parquet', "
+    query = (f"SELECT scenario, tranche, pd, el, rating_sp FROM read_parquet('{combined.as_posix()}/**/*.parquet', "
              "hive_partitioning = true) ORDER BY scenario, tranche")
     got = duckdb.sql(query).fetchall()
     assert [(s, t) for s, t, *_ in got] == sorted((s, t) for s, t in zip(frame["scenario"], frame["tranche"]))
@@ -507,7 +507,7 @@ def test_guangzhou_stress_set_changes_only_what_it_says():
         assert v == pytest.approx(3 * base[k])
     # the variant's rating replaced the base's pd_annual (the two say the same thing two ways)
     bb = se.load_scenario(STRESS / "guarantor_bb.toml").model.structure.guarantee
-    assert bb.pd_annual is None and rating_to_pd(bb.rating) == pytest.approx(0.0072)
+    assert bb.pd_annual is None and rating_to_pd(bb.rating) == pytest.approx(0.0056)
 
 
 CLUSTER = """

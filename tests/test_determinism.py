@@ -60,7 +60,9 @@ from simengine.plan import compile_plan
 out = {}
 for name, sc in CASES:
     plan = compile_plan(sc)
-    for label, sampling in (("plain", Sampling()), ("is_antithetic", Sampling(-1.3, 0.7, True))):
+    shifts = tuple(-1.5 for _ in plan.pool.provider_loading)  # the providers' normals too
+    for label, sampling in (("plain", Sampling()), ("is_antithetic", Sampling(-1.3, 0.7, True)),
+                            ("is_providers", Sampling(-1.3, 1.0, True, shifts))):
         r = run_chunk(plan, 17, 40, PATHS, sampling)._asdict()
         led, col = ledgers(plan, 17, np.arange(40, 40 + PATHS), sampling)
         r["ledgers"] = led
@@ -81,6 +83,9 @@ CASES = [
         "risk.demand.model": "ou", "risk.demand.mean_reversion_annual": 0.8,
         "structure.tranches.0.amortisation": "pro_rata", "structure.tranches.1.amortisation": "pro_rata"})),
     ("w1", se.load_scenario("scenarios/w1_workload.toml")),
+    ("guangzhou_migration", gz.with_overrides({  # the guarantor's grade migrates (issue 12)
+        "structure.guarantee.pd_annual": None, "structure.guarantee.rating": "A",
+        "structure.guarantee.migration": {}})),
 ]
 PATHS = 24
 """

@@ -116,10 +116,10 @@ TEXT_CASES = {
         ["exactly one of pd_annual or rating", "neither", "'GZ01'"]),
     "unknown rating symbol": (
         GZ01_PD, 'rating = "AAA+"', "pool.licences[0].rating", "'AAA+'",
-        ["a rating symbol in the shipped table", "Baa2", "did you mean 'AAA'"]),
+        ["a rating symbol", "Baa2", "did you mean 'AAA'"]),
     "unknown provider rating": (
-        "pd_annual = 0.001               # [E]", 'rating = "AA+"', "structure.guarantee.rating", "'AA+'",
-        ["a rating symbol", "did you mean 'AA'"]),
+        "pd_annual = 0.001               # [E]", 'rating = "AA++"', "structure.guarantee.rating", "'AA++'",
+        ["a rating symbol", "did you mean 'AA+'"]),
     "provider with neither pd nor rating": (
         "pd_annual = 0.001               # [E]", "", "structure.guarantee",
         "{'pd_annual': <missing>, 'rating': <missing>}", ["exactly one of pd_annual or rating", "GDD state-owned"]),

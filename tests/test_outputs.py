@@ -93,5 +93,5 @@ def test_implied_ratings_follow_the_tables():
     names = list(pd.read_csv("simengine/data/moodys_idealized.csv")["rating"].drop_duplicates())
     ranks = [names.index(r) if r in names else len(names) for r in order]
     assert ranks == sorted(ranks)  # more loss never rates better
-    assert ratings.rating_to_pd("Baa2") == pytest.approx(0.0017)
+    assert ratings.rating_to_pd("Baa2") == ratings.rating_to_pd("BBB") == 0.0014  # S&P 2024, year 1 (letter grade)
     assert ratings.implied_sp(0.0, 3.0) == "AAA"

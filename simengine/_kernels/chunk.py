@@ -35,14 +35,15 @@ waterfall_path_inline = jit(getattr(waterfall_path, "py_func", waterfall_path), 
 
 
 @parallel_jit
-def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, scratch):
+def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, provider_shift,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out, scratch):
     """Simulate paths ``first_path .. first_path + n - 1`` (n = ``weights.shape[0]``).
 
-    ``global_shift``, ``chi2_scale`` and ``antithetic`` are the sampling measure (see
-    :func:`simengine._kernels.pool.pool_path`); the waterfall never sees it, only ``weights`` do.
+    ``global_shift``, ``chi2_scale``, ``antithetic`` and ``provider_shift`` (ndarray(float64),
+    shape (providers,)) are the sampling measure (see :func:`simengine._kernels.pool.pool_path`);
+    the waterfall never sees it, only ``weights`` do.
 
-    tranche_out, trig_out, flag_out, pool_out, cum_default, weights : the fields of
+    tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out : the fields of
         :class:`simengine._layout.ChunkOutputs`, in that order (outputs).
     scratch : :class:`simengine._layout.Scratch` with any number of slots; block b runs in slot
         ``b % slots``.
@@ -58,14 +59,14 @@ def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antitheti
             lo = b * BLOCK_PATHS
             hi = min(n, lo + BLOCK_PATHS)
             simulate_block(pp, wp, seed, np.arange(first_path + lo, first_path + hi), lo, global_shift, chi2_scale,
-                           antithetic, tranche_out, trig_out, flag_out, pool_out, cum_default, weights,
-                           no_ledgers, no_collections, scratch, slot)
+                           antithetic, provider_shift, tranche_out, trig_out, flag_out, pool_out, cum_default,
+                           weights, provider_out, no_ledgers, no_collections, scratch, slot)
 
 
 @jit
-def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, ledgers, collections_out,
-                   scratch, slot):
+def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out, ledgers,
+                   collections_out, scratch, slot):
     """Paths ``paths`` (int64, shape (m,)) into rows ``row0 .. row0 + m - 1`` of the outputs of
     :func:`simulate_chunk`, on one thread, with the working arrays of ``scratch`` slot ``slot``;
     where ``ledgers`` has rows, also each path's enhanced ledger and collections (rows
@@ -102,7 +103,8 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     for q in range(paths.shape[0]):
         i = row0 + q
         w, z, chi2, n_def, n_obs, n_inv = pool_path_inline(
-            pp, seed, paths[q], global_shift, chi2_scale, antithetic, pool_scratch, collections, cdr, provider_period)
+            pp, seed, paths[q], global_shift, chi2_scale, antithetic, provider_shift, pool_scratch, collections, cdr,
+            provider_period, provider_out[i])
         weights[i] = w
         pool_out[i, P_DEFAULTS] = n_def
         pool_out[i, P_OBSOLETE] = n_obs

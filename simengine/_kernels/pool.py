@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .._jit import jit
+from .._layout import PR_DEFAULT_PERIOD, PR_LATENT, PR_WORST_GRADE
 from ..rng import (
     S_CHI2,
     S_DEMAND,
@@ -33,8 +34,8 @@ from .hazard import first_period_exceeding, first_period_reaching, screen_index
 
 
 @jit
-def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
-              provider_period):
+def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shift, scratch, collections, cdr,
+              provider_period, provider_out):
     """Simulate one path's risk drivers and collections.
 
     Parameters
@@ -50,6 +51,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
     antithetic : bool
         Paths 2m and 2m+1 share an address; the odd one negates every normal draw and flips
         every invalidation uniform (gamma draws are shared).
+    provider_shift : ndarray(float64), shape (providers,)
+        Importance sampling: mean of each provider's idiosyncratic normal (0 = plain).
     scratch : tuple, one slot of :class:`simengine._layout.Scratch`, in this order:
         g_global : ndarray(float64), shape (periods,)          per-period global shocks
         factors : ndarray(float64), shape (factors,)           systematic factors
@@ -64,6 +67,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
     collections : ndarray(float64), shape (periods,)       out: royalties collected per period
     cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
     provider_period : ndarray(int64), shape (providers,)   out: provider default periods
+    provider_out : ndarray(float64), shape (providers, N_PROVIDER_OUT)   out: ``_layout.PR_*`` per provider
 
     Returns
     -------
@@ -109,7 +113,6 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
         mixing = math.sqrt(pp.dof / chi2)
         if chi2_scale != 1.0:
             log_weight += 0.5 * pp.dof * math.log(chi2_scale) + g * (1.0 - chi2_scale)
-    weight = math.exp(log_weight)
 
     # demand: log-demand per industry; clock = integral of the demand hazard multiplier
     n_ind = demand_x.shape[0]
@@ -290,12 +293,89 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
         count_diff[t] = cnt / n_ls
 
     # providers: same copula, loading on the global factor only (wrong-way risk); each row draws
-    # at its own stream index, so adding or removing one provider leaves the others' draws alone
+    # at its own stream index, so adding or removing one provider leaves the others' draws alone.
+    # Importance sampling may shift a row's idiosyncratic normal e to mean nu: ratio exp(-nu e + nu^2 / 2)
     sk = stream_key(key, S_PROVIDER)
     for j in range(provider_period.shape[0]):
         a = pp.provider_loading[j]
+        nu = provider_shift[j]
+        if j < pp.provider_migrates.shape[0] and pp.provider_migrates[j] != 0:  # a plan edited row-wise: static
+            log_weight += provider_migration(pp, j, sk, sign, nu, g_global, provider_period, provider_out)
+            continue
         e = sign * normal_at(sk, pp.provider_stream[j])
+        if nu != 0.0:
+            e += nu
+            log_weight += nu * (0.5 * nu - e)
         latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * e) * mixing
         u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
         provider_period[j] = first_period_exceeding(-math.log1p(-u), pp.provider_hazard_annual[j], dt, T)
+        provider_out[j, PR_LATENT] = e
+        provider_out[j, PR_DEFAULT_PERIOD] = provider_period[j]
+        provider_out[j, PR_WORST_GRADE] = -1.0
+    weight = math.exp(log_weight)
     return weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated
+
+
+MIGRATION_DRAW0 = 1 << 20  # a migrating row's year-y normal: draw MIGRATION_DRAW0 + 64 y + its stream index
+
+
+@jit  # a call, not inlined: compiled once on its own, so the path loop's compile does not grow with it
+def provider_migration(pp, j, sk, sign, nu, g_global, provider_period, provider_out):
+    """Provider row j's grade, one year at a time, and its default period; returns the log
+    likelihood ratio of its shifted draws (0 when ``nu`` is 0).
+
+    Year y's latent is ``a·Z_y + sqrt(1 - a²)·e_y``, Z_y the year's global shocks scaled to
+    N(0, 1) (so the provider shares the pool's bad years) and e_y its own normal (mean ``nu``
+    under importance sampling); the next state is the worst whose threshold the latent is below
+    (plan.providers.migration_arrays). Grades change at each anniversary of closing up to the
+    legal final; a default falls within its year at the fraction Φ(latent) / P(default | grade)
+    of the year (uniform given default) and counts if before the legal final.
+    Fills provider_period[j] and provider_out[j, PR_*] (PR_LATENT: the mean of its draws).
+    """
+    T = pp.periods
+    ppy = pp.periods_per_year
+    a = pp.provider_loading[j]
+    b = math.sqrt(max(0.0, 1.0 - a * a))
+    default_state = pp.migration_states[j] - 1
+    grade = pp.provider_initial_grade[j]
+    worst = grade
+    period = T
+    log_weight = 0.0
+    e_sum = 0.0
+    draws = 0
+    years = (T + ppy - 1) // ppy
+    for y in range(years):
+        t0 = y * ppy
+        t1 = min(T, t0 + ppy)
+        zy = 0.0
+        for t in range(t0, t1):
+            zy += g_global[t]
+        zy /= math.sqrt(t1 - t0)
+        e = sign * normal_at(sk, MIGRATION_DRAW0 + 64 * y + pp.provider_stream[j])
+        if nu != 0.0:
+            e += nu
+            log_weight += nu * (0.5 * nu - e)
+        e_sum += e
+        draws += 1
+        x = a * zy + b * e
+        nxt = 0
+        for st in range(default_state, 0, -1):
+            if x < pp.migration_threshold[j, grade, st]:
+                nxt = st
+                break
+        if nxt == default_state:
+            k = int(upper_tail_normal(-x) / pp.migration_default_pd[j, grade] * ppy)
+            p = t0 + (k if k < ppy else ppy - 1)
+            if p < T:
+                period = p
+                worst = default_state
+            break
+        if (y + 1) * ppy <= T:
+            grade = nxt
+            if grade > worst:
+                worst = grade
+    provider_period[j] = period
+    provider_out[j, PR_LATENT] = e_sum / draws if draws > 0 else 0.0
+    provider_out[j, PR_DEFAULT_PERIOD] = period
+    provider_out[j, PR_WORST_GRADE] = worst
+    return log_weight

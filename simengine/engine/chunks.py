@@ -20,6 +20,8 @@ from .._layout import (
     P_INVALIDATED,
     P_OBSOLETE,
     P_Z_GLOBAL,
+    PR_WORST_GRADE,
+    PROVIDER_KINDS,
     T_FIRST_SHORTFALL,
     TRANCHE_DRAWS,
     TRANCHE_OUT,
@@ -45,15 +47,30 @@ def scratch_for(plan: Plan, slots: int) -> Scratch:
                             len(plan.trigger_names))
 
 
+def provider_shifts(plan: Plan, sampling: Sampling) -> np.ndarray:
+    """The measure's provider shifts as the kernels' array, ndarray(float64), shape (providers,)."""
+    n = plan.pool.provider_loading.shape[0]
+    if not sampling.provider_shift:
+        return np.zeros(n)
+    if len(sampling.provider_shift) != n:
+        raise ValueError(f"a provider shift for each of the plan's {n} providers, not {len(sampling.provider_shift)}")
+    return np.asarray(sampling.provider_shift, dtype=float)
+
+
+def _allocate(plan: Plan, n: int) -> ChunkOutputs:
+    return allocate_chunk(n, len(plan.tranche_names), len(plan.trigger_names), plan.periods,
+                          plan.pool.provider_loading.shape[0])
+
+
 def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling = PLAIN) -> ChunkOutputs:
     """Simulate paths ``first_path .. first_path + n - 1``; returns the kernel's output arrays.
 
     One set of working arrays per thread (slots); the bits do not depend on how many.
     """
-    out = allocate_chunk(n, len(plan.tranche_names), len(plan.trigger_names), plan.periods)
+    out = _allocate(plan, n)
     kernels.simulate_chunk(plan.pool, plan.waterfall, np.int64(seed), np.int64(first_path),
                            float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
-                           *out, scratch_for(plan, num_threads()))
+                           provider_shifts(plan, sampling), *out, scratch_for(plan, num_threads()))
     return out
 
 
@@ -66,10 +83,10 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     """
     paths = np.ascontiguousarray(paths, np.int64)
     led, col = allocate_ledgers(len(paths), plan.periods, len(plan.tranche_names))
-    out = allocate_chunk(len(paths), len(plan.tranche_names), len(plan.trigger_names), plan.periods)
+    out = _allocate(plan, len(paths))
     kernels.simulate_block(plan.pool, plan.waterfall, np.int64(seed), paths, np.int64(0),
                            float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
-                           *out, led, col, scratch_for(plan, 1), np.int64(0))
+                           provider_shifts(plan, sampling), *out, led, col, scratch_for(plan, 1), np.int64(0))
     return led, col
 
 
@@ -134,6 +151,11 @@ def chunk_tables(plan: Plan, first_path: int, out: ChunkOutputs) -> tuple[pa.Tab
         cols[f"trigger_{name}"] = out.triggers[:, j] > 0
     for c, name in enumerate(FLAGS):
         cols[name] = out.flags[:, c] > 0
+    for j, labels in enumerate(plan.provider_grades):  # only migrating providers have grades
+        if labels is not None:
+            kind = PROVIDER_KINDS[plan.waterfall.provider_kind[j]]
+            cols[f"{kind}_worst_grade"] = pa.DictionaryArray.from_arrays(
+                pa.array(out.provider[:, j, PR_WORST_GRADE].astype(np.int32)), pa.array(list(labels)))
     pp = pa.table(cols)
     flat = pa.array(out.cum_default.reshape(-1), type=pa.float32())
     offsets = pa.array(np.arange(0, (n + 1) * T, T, dtype=np.int32))

@@ -146,7 +146,8 @@ class RunSpec(NamedTuple):
         """What a spooled part depends on; a spool folder holds the parts of one fingerprint."""
         return {"scenario_hash": self.scenario.file_hash, "resolved_scenario_hash": resolved_hash(self.scenario),
                 "seed": self.seed, "paths": self.paths, "chunk_paths": self.chunk_paths,
-                "sampling": list(self.sampling), "engine": __version__, "model_code": model_code_hash()}
+                "sampling": [list(v) if isinstance(v, tuple) else v for v in self.sampling],  # as JSON reads back
+                "engine": __version__, "model_code": model_code_hash()}
 
 
 def open_spool(spec: RunSpec, spool_dir: str | Path | None, stale: str = "error") -> tuple[Path, bool]:

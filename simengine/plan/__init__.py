@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .._layout import ledger_width
 from ..scenario import Scenario
 from .pool import PoolPlan, compile_pool
-from .providers import provider_rows
+from .providers import ProviderRow, provider_rows
 from .waterfall import WaterfallPlan, compile_waterfall
 
 
@@ -29,6 +29,8 @@ class Plan:
     technologies: tuple[str, ...]
     licensee_names: tuple[str, ...]
     ledger_width: int
+    # per provider row: its migration scale's labels, best first, then "D" (None: it does not migrate)
+    provider_grades: tuple[tuple[str, ...] | None, ...] = ()
 
     @property
     def periods(self) -> int:
@@ -49,7 +51,8 @@ def compile_plan(sc: Scenario) -> Plan:
     tranche_names = tuple(t.name for t in sc.model.structure.tranches)
     return Plan(pool=pool, waterfall=waterfall, tranche_names=tranche_names, trigger_names=trigger_names,
                 industries=names["industries"], technologies=names["technologies"],
-                licensee_names=names["licensees"], ledger_width=ledger_width(len(tranche_names)))
+                licensee_names=names["licensees"], ledger_width=ledger_width(len(tranche_names)),
+                provider_grades=tuple((*r.migration[0], "D") if r.migration else None for r in providers))
 
 
-__all__ = ["Plan", "PoolPlan", "WaterfallPlan", "compile_plan"]
+__all__ = ["Plan", "PoolPlan", "ProviderRow", "WaterfallPlan", "compile_plan", "provider_rows"]

@@ -9,6 +9,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..scenario import Scenario, factor_names
+from .providers import migration_arrays
 
 PoolPlan = namedtuple("PoolPlan", [
     "periods", "dt_years", "copula_t", "dof", "default_on", "obsolescence_on", "demand_on", "legal_on",
@@ -39,6 +40,9 @@ PoolPlan = namedtuple("PoolPlan", [
     "scheduled_total",
     # providers, one row each (see plan.providers), shape (providers,)
     "provider_stream", "provider_hazard_annual", "provider_loading",
+    # provider credit migration (plan.providers.migration_arrays)
+    "provider_migrates", "provider_initial_grade", "migration_states", "migration_threshold", "migration_default_pd",
+    "periods_per_year",
 ])
 
 
@@ -239,6 +243,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         provider_stream=np.array([row.stream for row in providers], np.int64),
         provider_hazard_annual=np.array([hazard(row.pd_annual) for row in providers], float),
         provider_loading=np.array([row.loading for row in providers], float),
+        **migration_arrays(providers, ppy),
     )
     if sc.model.stress.expected_path:
         pool = expected_path(pool)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 from .._layout import PROVIDER_KINDS
+from ..ratings import provider_grade
 from ..scenario import Scenario
 
 # the scenario section of each provider kind (structure.<section>)
@@ -26,6 +29,8 @@ class ProviderRow(NamedTuple):
     loading: float
     cap_amount: float  # inf: no cap
     covers: tuple[str, ...]
+    grade: str = ""  # S&P letter grade at closing (simengine.ratings.provider_grade)
+    migration: tuple | None = None  # (grades best first, one-year rows: grades then default, initial index)
 
 
 def provider_rows(sc: Scenario) -> list[ProviderRow]:
@@ -40,5 +45,50 @@ def provider_rows(sc: Scenario) -> list[ProviderRow]:
         if p is None:
             continue
         cap = p.cap_amount if p.cap_amount is not None else math.inf
-        rows.append(ProviderRow(kind, kind, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers)))
+        migration = None
+        if p.migration is not None:
+            grades, probs = p.migration.table()
+            migration = (grades, probs, p.migration.initial_grade(p.rating))
+        rows.append(ProviderRow(kind, kind, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers),
+                                provider_grade(p.credit_pd_annual, p.rating), migration))
     return rows
+
+
+def migration_arrays(providers: list[ProviderRow], periods_per_year: int) -> dict:
+    """The providers' migration model as :class:`~simengine.plan.PoolPlan` arrays.
+
+    A migrating row's latent variable for year y is ``a·Z_y + sqrt(1 - a²)·e_y`` (``Z_y`` the
+    year's global shocks, scaled to N(0, 1)); from grade g it moves to the worst state s with
+    latent below ``migration_threshold[j, g, s] = Φ⁻¹(P(next state ≥ s | g))`` (states best
+    first, default last), so each row of the one-year matrix is reproduced exactly.
+
+    Returns provider_migrates (int64, (providers,): 1 if the row migrates), provider_initial_grade
+    (int64), migration_states (int64: grades + 1, the last default), migration_threshold (float64,
+    (providers, G, G + 1), padded with -inf), migration_default_pd (float64, (providers, G):
+    one-year default probability from each grade) and periods_per_year.
+    """
+    from scipy import stats
+
+    n = len(providers)
+    width = max([len(r.migration[0]) for r in providers if r.migration is not None], default=1)
+    migrates = np.zeros(n, np.int64)
+    initial = np.zeros(n, np.int64)
+    states = np.ones(n, np.int64)
+    threshold = np.full((n, width, width + 1), -np.inf)
+    default_pd = np.zeros((n, width))
+    for j, row in enumerate(providers):
+        if row.migration is None:
+            continue
+        grades, probs, start = row.migration
+        p = np.asarray(probs, float)
+        p = p / p.sum(axis=1, keepdims=True)
+        g = len(grades)
+        migrates[j], initial[j], states[j] = 1, start, g + 1
+        at_least = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]  # P(next state >= s | g), s = 0..g
+        with np.errstate(divide="ignore"):
+            threshold[j, :g, :g + 1] = stats.norm.ppf(np.clip(at_least, 0.0, 1.0))
+        threshold[j, :g, 0] = np.inf
+        default_pd[j, :g] = p[:, -1]
+    return {"provider_migrates": migrates, "provider_initial_grade": initial, "migration_states": states,
+            "migration_threshold": threshold, "migration_default_pd": default_pd,
+            "periods_per_year": int(periods_per_year)}

@@ -19,7 +19,7 @@ from .. import _jit, ratings
 from .._io import versions
 from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, model_code_hash, part_name, resolved_hash
-from ..plan import Plan
+from ..plan import Plan, provider_rows
 from ..scenario import Scenario
 from ..stats import (
     WEIGHT_MEAN_Z,
@@ -29,6 +29,7 @@ from ..stats import (
     event_sampling_ok,
     exceedance,
     kish_ess,
+    upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
     weighted_quantile_es,
@@ -39,6 +40,11 @@ from .plots import loss_curves_figure
 from .run_folder import write_run
 
 LEVELS = (0.95, 0.99, 0.999)
+
+
+def grade_rank_sp(label: str) -> float:
+    """A migration grade's rank on the S&P letter scale (0 = AAA, ..., 6 = CCC/C, 7 = default)."""
+    return float(len(ratings.SP_LETTERS)) if label == "D" else ratings.grade_rank("sp", ratings.letter_grade(label))
 LEVEL_NAMES = ("95", "99", "999")
 BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
@@ -132,6 +138,36 @@ class SimulationResult:
         return self._read("pool_paths").to_pandas()
 
     # ------------------------------------------------------------------------------- summary
+    @property
+    def rating_tables(self) -> tuple[str, ...]:
+        """The implied-rating tables this run reports (``simulation.rating_tables``), in
+        :data:`simengine.ratings.TABLES` order."""
+        chosen = self.scenario.model.simulation.rating_tables
+        return tuple(key for key in ratings.TABLES if key in chosen)
+
+    @cached_property
+    def guarantor_grades(self) -> list[list[str]]:
+        """Per tranche, the S&P letter grades at closing of the guarantors that cover it."""
+        rows = provider_rows(self.scenario)
+        return [[r.grade for r in rows if PROVIDER_KINDS[r.kind] == "guarantee" and name in r.covers]
+                for name in self.plan.tranche_names]
+
+    @cached_property
+    def migrating_providers(self) -> list[tuple[int, str, tuple[str, ...]]]:
+        """(provider row, kind, grade labels best first with "D" last) of each provider that migrates."""
+        kinds = self.plan.waterfall.provider_kind
+        return [(j, PROVIDER_KINDS[kinds[j]], labels) for j, labels in enumerate(self.plan.provider_grades)
+                if labels is not None]
+
+    def worst_grades(self, kind: str) -> np.ndarray:
+        """A migrating provider's worst grade on each path as S&P-scale ranks (0 = AAA, 7 = default),
+        ndarray(float64), shape (paths,)."""
+        labels = next(lab for _, k, lab in self.migrating_providers if k == kind)
+        ranks = np.array([grade_rank_sp(label) for label in labels])
+        codes = self._read("pool_paths", [f"{kind}_worst_grade"]).column(0)
+        codes = pa.chunked_array([c.indices for c in codes.chunks]).to_numpy() if codes.num_chunks else np.zeros(0)
+        return ranks[codes.astype(np.int64)]
+
     @cached_property
     def summary(self) -> pd.DataFrame:
         """One row per tranche: SPEC §6 metrics, enhanced (no prefix) and ``standalone_``."""
@@ -160,22 +196,26 @@ class SimulationResult:
                 el, el_se = weighted_mean_se(loss[:, k], w, pairs)
                 pv_mean, pv_se = weighted_mean_se(pv[:, k], w, pairs)
                 short_mean, short_se = weighted_mean_se(short[:, k], w, pairs)
-                n_eff = pd_ * (1 - pd_) / pd_se ** 2 if pd_se > 0 else float(n)
-                lo, hi = wilson(pd_, n_eff)
+                no_default = not (defaulted[:, k] > 0).any()
+                if no_default:  # k = 0: the sample SE is 0; bound PD by Clopper-Pearson on the effective size
+                    n_eff = ess
+                    lo, hi = 0.0, upper_bound_no_events(ess)
+                else:
+                    n_eff = pd_ * (1 - pd_) / pd_se ** 2 if pd_se > 0 else float(n)
+                    lo, hi = wilson(pd_, n_eff)
+                if not (loss[:, k] > 0).any():  # a loss fraction is at most 1 and a loss is a default: EL <= PD
+                    el_lo, el_hi = 0.0, hi
+                else:
+                    el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 # statistics that are not plain means get batch-means standard errors
                 values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k])
                 errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
                 lgd, wal_mean, q50 = values[:3]
-                el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
-                m_best = ratings.implied_moodys(el_lo, wal_mean)
-                m_worst = ratings.implied_moodys(el_hi, wal_mean)
-                s_best = ratings.implied_sp(lo, horizon)
-                s_worst = ratings.implied_sp(hi, horizon)
                 row.update({
                     prefix + "pd": pd_, prefix + "pd_se": pd_se, prefix + "pd_lower": lo, prefix + "pd_upper": hi,
-                    prefix + "pd_n_eff": n_eff,
+                    prefix + "pd_n_eff": n_eff, prefix + "no_loss_observed": no_default,
                     prefix + "pd_vr": variance_reduction(defaulted[:, k], w, pd_se),
-                    prefix + "el": el, prefix + "el_se": el_se,
+                    prefix + "el": el, prefix + "el_se": el_se, prefix + "el_lower": el_lo, prefix + "el_upper": el_hi,
                     prefix + "el_vr": variance_reduction(loss[:, k], w, el_se),
                     prefix + "lgd": lgd, prefix + "lgd_se": errors[0],
                     prefix + "pv_loss": pv_mean, prefix + "pv_loss_se": pv_se,
@@ -193,12 +233,18 @@ class SimulationResult:
                 ok, note = event_sampling_ok(hits, ess_hits)
                 row.update({prefix + "effective_hits": ess_hits, prefix + "sampling_ok": ok,
                             prefix + "sampling_note": note})
-                row.update({
-                    prefix + "rating_moodys": ratings.implied_moodys(el, wal_mean),
-                    prefix + "rating_moodys_range": ratings.notch_range(m_best, m_worst),
-                    prefix + "rating_sp": ratings.implied_sp(pd_, horizon),
-                    prefix + "rating_sp_range": ratings.notch_range(s_best, s_worst),
-                })
+                estimates = {"pd": (pd_, lo, hi, horizon), "el": (el, el_lo, el_hi, wal_mean)}
+                for key in self.rating_tables:
+                    table = ratings.TABLES[key]
+                    value, best, worst, h = estimates[table.estimate]
+                    row[prefix + f"rating_{key}"] = ratings.implied(key, value, h)
+                    row[prefix + f"rating_{key}_range"] = ratings.notch_range(ratings.implied(key, best, h),
+                                                                             ratings.implied(key, worst, h))
+        if "sp" in self.rating_tables:
+            for k, row in enumerate(rows):
+                row["rating_enhanced_capped"] = ratings.capped_rating(row["rating_sp"], row["standalone_rating_sp"],
+                                                              self.guarantor_grades[k])
+            self._capped_downgrades(rows, w, pairs)
         attribution = self.channel_attribution.set_index(["tranche", "basis"])
         for prefix, basis in BASES:
             for row in rows:
@@ -263,6 +309,74 @@ class SimulationResult:
                        f"{float(s['ess_kish'].iloc[0]):,.0f} of {self.paths:,})")
         return out
 
+    def _capped_downgrades(self, rows: list[dict], w: np.ndarray, pairs: bool) -> None:
+        """Where a guarantor migrates: P(on a path its worst grade pulls the capped rating below the
+        one at closing), and that without an enhanced loss or default (the Bowie case), per tranche."""
+        migrating = {j: kind for j, kind, _ in self.migrating_providers}
+        kinds = self.plan.waterfall.provider_kind
+        covers = self.plan.waterfall.provider_covers
+        guarantors = [j for j in range(len(kinds)) if PROVIDER_KINDS[kinds[j]] == "guarantee"]
+        if not any(j in migrating for j in guarantors):
+            return
+        rank = ratings.grade_rank
+        closing_grade = {r: row.grade for r, row in enumerate(provider_rows(self.scenario))}
+        loss = self._matrix("loss_fraction")
+        defaulted = self._matrix("defaulted").astype(bool)
+        for k, row in enumerate(rows):
+            closing = rank("sp", row["rating_enhanced_capped"])
+            cap = np.full(self.paths, rank("sp", row["rating_sp"]))
+            for j in (j for j in guarantors if covers[j, k]):
+                cap = np.maximum(cap, self.worst_grades(migrating[j]) if j in migrating
+                                 else rank("sp", closing_grade[j]))
+            cap = np.minimum(cap, rank("sp", row["standalone_rating_sp"]))
+            down = (cap > closing).astype(float) if not math.isnan(closing) else np.zeros(self.paths)
+            no_loss = down * ((loss[:, k] <= 0) & ~defaulted[:, k])
+            for name, x in (("p_rating_enhanced_capped_downgrade", down),
+                            ("p_rating_enhanced_capped_downgrade_no_loss", no_loss)):
+                row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
+
+    @cached_property
+    def rating_levels(self) -> pd.DataFrame:
+        """Scenario default rates by rating (the SDR of S&P's CDO Evaluator): for each grade of the
+        S&P table, the pool's cumulative licensee default rate and pool loss rate that are exceeded
+        with the grade's cumulative PD at the legal final (the horizon every tranche's PD is
+        measured at), i.e. their weighted quantiles at level 1 - PD_grade.
+
+        Columns: table, grade, horizon_years, grade_pd (the monotone threshold of
+        :func:`simengine.ratings.thresholds`), tail_paths (grade_pd x Kish's effective sample
+        size: how many effective paths lie beyond the quantile), default_rate (fraction of
+        licensees by count) and pool_loss_rate (1 - collections / scheduled), each with a
+        batch-means standard error (``_se``). NaN where grade_pd is 0 (the 100% quantile: no
+        sample estimates it) or the horizon lies beyond the table.
+        """
+        t = self._read("pool_paths", ["weight", "default_fraction", "pool_loss_fraction"])
+        w = t.column("weight").to_numpy()
+        rates = (t.column("default_fraction").to_numpy(), t.column("pool_loss_fraction").to_numpy())
+        wp = self.plan.waterfall
+        horizon = self.plan.periods / wp.periods_per_year
+        grades = ratings.table_grades("sp")
+        limits = ratings.thresholds("sp", horizon)
+        if limits is None:
+            limits = np.full(len(grades), math.nan)
+        ess = kish_ess(w)
+        usable = [p for p in limits if p > 0]
+        levels = [1.0 - p for p in usable]
+        values, errors = [], []
+        for x in rates:
+            values.append(weighted_quantiles(x, w, levels) if levels else [])
+            errors.append(batch_se(lambda xx, ww: np.array(weighted_quantiles(xx, ww, levels)), (x, w),
+                                   pairs=self.sampling.antithetic) if levels else [])
+        rows = []
+        j = 0
+        for grade, p in zip(grades, limits):
+            row = {"table": "sp", "grade": grade, "horizon_years": horizon, "grade_pd": float(p),
+                   "tail_paths": float(p) * ess}
+            for name, v, e in zip(("default_rate", "pool_loss_rate"), values, errors):
+                row[name], row[name + "_se"] = (float(v[j]), float(e[j])) if p > 0 else (math.nan, math.nan)
+            j += int(p > 0)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     @cached_property
     def channel_attribution(self) -> pd.DataFrame:
         """How much of each tranche's EL comes through each risk channel (common random numbers);
@@ -306,6 +420,12 @@ class SimulationResult:
         for kind in PROVIDER_KINDS:
             means[f"p_{kind}_provider_failed_when_needed"] = failed[kind]
         means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
+        for j, kind, labels in self.migrating_providers:  # credit migration: grades over the deal
+            worst = self.worst_grades(kind)
+            start = grade_rank_sp(labels[int(self.plan.pool.provider_initial_grade[j])])
+            means[f"p_{kind}_downgraded"] = worst > start
+            means[f"p_{kind}_below_investment_grade"] = worst >= len(ratings.INVESTMENT_GRADE)
+            means[f"p_{kind}_defaulted"] = worst >= len(ratings.SP_LETTERS)
         for key, values in means.items():
             out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
         for name, se in zip(("q50", "q95", "q99", "q999"), q_se):
@@ -372,15 +492,16 @@ class SimulationResult:
             "sampling": self.sampling._asdict(), "sampling_choice": self.spec.sampling_info,
             "target": self.stop, "engine": versions(),
             "numba_threading_layer": _jit.threading_layer(), "threads": self.threads,
-            "numba_disabled": _jit.DISABLED,
+            "numba_disabled": _jit.DISABLED, "rating_tables": list(self.rating_tables),
         }
 
     def manifest(self, status: str, timings: dict | None = None) -> dict:
         """``manifest.json`` of the run folder with ``status`` (``"ok"`` once everything is written)."""
         return {**self.provenance(), "status": status, "timings": {**self.timings, **(timings or {})},
                 "resolved_scenario": self.scenario.resolved(), "pool_summary": self.pool_summary,
-                "rating_tables": ratings.TABLE_VERSIONS, "scenario_warnings": self.scenario.warnings,
-                "sampling_warnings": self.sampling_warnings,
+                "rating_tables": {key: {"source": ratings.TABLES[key].source, "verified": ratings.TABLES[key].verified}
+                                  for key in self.rating_tables},
+                "scenario_warnings": self.scenario.warnings, "sampling_warnings": self.sampling_warnings,
                 "units": "fractions of original tranche balance unless a column ends in _amount"}
 
     def to_parquet(self, out_dir: str | Path) -> Path:

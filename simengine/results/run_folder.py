@@ -19,12 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import ratings
 from .._io import PROVENANCE_KEY, atomic_json, atomic_parquet, exchange, json_default, pid_alive
 from ..scenario import Scenario
 
 MANIFEST = "manifest.json"
 BATCH_MANIFEST = "batch_manifest.json"
-SMALL_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance")
+SMALL_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance",
+                "rating_levels")
 PATH_TABLES = ("tranche_losses", "pool_paths")
 
 
@@ -41,14 +43,26 @@ def write_run(result, out: Path) -> Path:
     meta = {PROVENANCE_KEY: json.dumps(provenance, default=json_default).encode()}
     frames = {"summary": result.summary, "pool_summary": pd.DataFrame([result.pool_summary]),
               "channel_attribution": result.channel_attribution, "cashflows": result.cashflows,
-              "worst_paths": result.worst_paths, "loss_exceedance": result.exceedance_table}
+              "worst_paths": result.worst_paths, "loss_exceedance": result.exceedance_table,
+              "rating_levels": result.rating_levels}
     for name in SMALL_TABLES:
-        atomic_parquet(out / f"{name}.parquet", [pa.Table.from_pandas(frames[name], preserve_index=False)], meta)
+        table = pa.Table.from_pandas(frames[name], preserve_index=False)
+        atomic_parquet(out / f"{name}.parquet", [with_field_metadata(table, ratings.column_metadata)], meta)
     for folder in PATH_TABLES:
         atomic_parquet(out / f"{folder}.parquet",
                        (pq.read_table(result.spool / folder / p) for p in result.parts), meta)
     atomic_json(out / MANIFEST, result.manifest("ok", {"write_seconds": time.perf_counter() - start}))
     return out
+
+
+def with_field_metadata(table: pa.Table, metadata_of) -> pa.Table:
+    """``table`` with each column's field metadata from ``metadata_of(name)`` (None: left alone);
+    the provenance of the rating columns travels with the column itself."""
+    fields = []
+    for field in table.schema:
+        extra = metadata_of(field.name)
+        fields.append(field.with_metadata({**(field.metadata or {}), **extra}) if extra else field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 class RunFolderError(ValueError):

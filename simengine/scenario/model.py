@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ..errors import MISSING
-from ..ratings import rating_to_pd
+from ..ratings import letter_grade, rating_to_pd, transition_matrix
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -360,6 +360,62 @@ class Trigger(_Model):
         return self
 
 
+class Migration(_Model):
+    """[structure.<provider>.migration]: the provider's credit moves through rating grades, one
+    year at a time, by a latent-variable threshold model over a one-year transition matrix.
+
+    The shipped matrix (``matrix = "sp_1981_2016"``, the default) or the scenario's own:
+    ``grades`` (best first, rating symbols) and ``rows`` (one per grade: the one-year probabilities
+    of moving to each grade, then of default; each row sums to 1).
+    """
+
+    matrix: Literal["sp_1981_2016"] | None = None
+    grades: list[str] | None = None
+    rows: list[list[Annotated[float, Field(ge=0.0, le=1.0)]]] | None = None
+
+    @model_validator(mode="after")
+    def _matrix(self):
+        if (self.grades is None) != (self.rows is None):
+            raise _problem("rows" if self.rows is None else "grades", MISSING,
+                           "both grades and rows for the scenario's own transition matrix")
+        if self.grades is None:
+            return self
+        if self.matrix is not None:
+            raise _problem("matrix", self.matrix, "no shipped matrix beside the scenario's own grades and rows")
+        if len(set(self.grades)) != len(self.grades) or not self.grades:
+            raise _problem("grades", self.grades, "distinct rating grades, best first")
+        for g in self.grades:
+            try:
+                letter_grade(g)
+            except KeyError as exc:
+                raise _problem("grades", g, str(exc.args[0])) from None
+        if len(self.rows) != len(self.grades):
+            raise _problem("rows", len(self.rows), f"one row per grade ({len(self.grades)})")
+        for i, row in enumerate(self.rows):
+            if len(row) != len(self.grades) + 1:
+                raise _problem(f"rows[{i}]", row, f"{len(self.grades) + 1} probabilities: each grade, then default")
+            if abs(sum(row) - 1.0) > 1e-6:
+                raise _problem(f"rows[{i}]", row, f"probabilities that sum to 1 (they sum to {sum(row):.8g})")
+        return self
+
+    def table(self) -> tuple[tuple[str, ...], list[list[float]]]:
+        """(grades best first, rows of one-year probabilities: each grade, then default)."""
+        if self.grades is not None:
+            return tuple(self.grades), [list(r) for r in self.rows]
+        grades, probs = transition_matrix(self.matrix or "sp_1981_2016")
+        return grades, probs.tolist()
+
+    def initial_grade(self, rating: str) -> int:
+        """Index of a provider's ``rating`` on this matrix's scale (its letter grade on a shipped
+        matrix, the symbol itself on the scenario's own). Raises KeyError if it is not there."""
+        grades = self.table()[0]
+        if rating in grades:
+            return grades.index(rating)
+        if self.grades is None and letter_grade(rating) in grades:
+            return grades.index(letter_grade(rating))
+        raise KeyError(f"a grade of the migration matrix, one of {list(grades)}")
+
+
 class Provider(_Credit):
     """[structure.payment_commitment] or [structure.guarantee]: a credit-support provider."""
 
@@ -369,10 +425,19 @@ class Provider(_Credit):
     loading: Loading = 0.0
     cap_amount: NonNegative | None = None
     covers: list[str]
+    migration: Migration | None = None
 
     @model_validator(mode="after")
     def _credit(self):
         _one_credit(self, f"provider {self.provider!r}")
+        if self.migration is not None:
+            if self.rating is None:
+                raise _problem("rating", MISSING, f"a rating to migrate from (provider {self.provider!r} "
+                               "has a migration table); give rating instead of pd_annual")
+            try:
+                self.migration.initial_grade(self.rating)
+            except KeyError as exc:
+                raise _problem("rating", self.rating, str(exc.args[0])) from None
         return self
 
 
@@ -405,6 +470,9 @@ class Importance(_Model):
     global_shift: Annotated[float, Field(ge=-6.0, le=6.0)] | None = None
     chi2_scale: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # fixes the t mixing scale
     pilot_paths: Annotated[int, Field(ge=200, le=1_000_000)] = 4_000
+    # enhanced basis: also shift the latent normals of the providers that cover the tranche
+    shift_providers: bool = True
+    provider_shift: Annotated[float, Field(ge=-8.0, le=8.0)] | None = None  # fixes their shift
 
 
 MAX_PATHS = 10**10  # more is a typo: weeks of simulation and terabytes of per-path tables on any machine
@@ -419,6 +487,15 @@ class Simulation(_Model):
     cashflow_sample_paths: Annotated[int, Field(ge=1)] = 10_000
     variance_reduction: Literal["none", "importance", "antithetic", "importance+antithetic"] = "none"
     importance: Importance = Importance()
+    # implied-rating maps the summary reports (simengine.ratings.TABLES): "sp" is verified, "moodys" derived
+    rating_tables: list[Literal["sp", "moodys"]] = ["sp"]
+
+    @field_validator("rating_tables")
+    @classmethod
+    def _unique_tables(cls, value):
+        if len(set(value)) != len(value):
+            raise _problem("", value, "each rating table at most once (sp, moodys)")
+        return value
 
 
 # -------------------------------------------------------------------------------------- stress
