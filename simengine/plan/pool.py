@@ -178,7 +178,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         lic["tech"][i] = tech_ix[l.technology]
         lic["start"][i] = l.start_period - 1
         last = (l.end_period or T) - 1
-        if legal.enabled and l.expiry_period is not None:
+        if l.expiry_period is not None:  # a contract fact: risk.legal switches invalidation only
             last = min(last, l.expiry_period - 1)
         lic["last"][i] = last
         roy[i] = l.royalty
