@@ -245,19 +245,36 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
             group_diff[g, stop] -= amount
         if tau <= last:
             cdr_diff[tau] += pp.licence_scheduled_amount[i]
-            # re-licensing: recovers nothing once the IP is obsolete, expired or invalidated
+            # re-licensing, from the lag to expiry, invalidation or the licence end; after
+            # obsolescence it earns (1 - severity) of its terms (a running re-licence through its
+            # royalty group, like the licence), nothing once the technology is wholly obsolete
+            t_obs = obs_period[pp.licence_technology[i]]
+            kept = 1.0 - pp.obsolescence_severity[pp.licence_technology[i]]
             r_start = max(tau + pp.relicense_lag, start)
-            r_stop = min(last + 1, min(inval, obs_period[pp.licence_technology[i]]))
+            r_end = min(last + 1, inval)
+            r_last = r_end if kept > 0.0 else min(r_end, t_obs)
             rec = pp.licence_recovery[i]
-            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_stop:  # addressed: skipping is free
+            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_last:  # addressed: skipping is free
                 s2 = pp.recovery_stdev * pp.recovery_stdev
                 conc = rec * (1.0 - rec) / s2 - 1.0
                 ga = gamma_at(sk_rec, 2 * i, rec * conc)
                 gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
                 rec = ga / (ga + gb)
-            if rec > 0.0 and r_start < r_stop:
-                group_diff[g, r_start] += rec * amount
-                group_diff[g, r_stop] -= rec * amount
+            if rec > 0.0 and r_start < r_last:
+                v = rec * amount
+                if pp.group_running[g] or t_obs >= r_end or kept == 1.0:
+                    group_diff[g, r_start] += v
+                    group_diff[g, r_last] -= v
+                elif t_obs <= r_start:  # a fixed re-licence of an obsolete technology
+                    group_diff[g, r_start] += v * kept
+                    group_diff[g, r_end] -= v * kept
+                else:  # a fixed re-licence that obsolescence cuts from t_obs on
+                    group_diff[g, r_start] += v
+                    if kept > 0.0:
+                        group_diff[g, t_obs] -= v * (1.0 - kept)
+                        group_diff[g, r_end] -= v * kept
+                    else:
+                        group_diff[g, t_obs] -= v
 
     for t in range(T):
         collections[t] = 0.0
