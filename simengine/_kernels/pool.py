@@ -194,7 +194,9 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
                 screen[j, k] = m
     for i in range(n_ls):
         period = T
-        if pp.default_on:
+        if pp.default_on and pp.licensee_forced_default[i] >= 0:  # a stress or a hand computation
+            period = pp.licensee_forced_default[i]
+        elif pp.default_on:
             latent = (pp.licensee_load_global * factors[0]
                       + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
                       + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]

@@ -18,6 +18,7 @@ PoolPlan = namedtuple("PoolPlan", [
     "licensee_hazard_annual", "licensee_industry", "licensee_technology",
     "licensee_load_global", "licensee_load_industry", "licensee_load_region",
     "licensee_industry_factor", "licensee_region_factor", "licensee_idio",
+    "licensee_forced_default",  # forced default period (0-based), -1 = none
     # survivor screen: latent above survival_threshold[class, m] cannot default by legal final
     # when the cumulative hazard is at most threshold_h0 * exp(m * threshold_log_ratio)
     "licensee_hazard_class", "survival_threshold", "threshold_h0", "threshold_log_ratio",
@@ -123,6 +124,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
     ls_ind_f = np.empty(n_ls, np.int64)
     ls_reg_f = np.empty(n_ls, np.int64)
     ls_idio = np.empty(n_ls)
+    ls_forced = np.full(n_ls, -1, np.int64)
     for k, n in enumerate(names):
         l = first[n]
         ls_hazard[k] = hazard(l.credit_pd_annual * sc.model.risk.default.pd_multiplier)
@@ -130,6 +132,8 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         ls_tech[k] = tech_ix[l.technology]
         ls_ind_f[k] = 1 + ind_ix[l.industry]
         ls_reg_f[k] = 1 + len(industries) + reg_ix[l.region]
+        if l.default_period is not None:
+            ls_forced[k] = l.default_period - 1
         w = np.zeros(n_factors)
         w[0] += a_g
         w[ls_ind_f[k]] += a_i
@@ -212,6 +216,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
         licensee_load_global=a_g, licensee_load_industry=a_i, licensee_load_region=a_r,
         licensee_industry_factor=ls_ind_f, licensee_region_factor=ls_reg_f, licensee_idio=ls_idio,
+        licensee_forced_default=ls_forced,
         obsolescence_hazard_annual=ob_h, obsolescence_severity=ob_sev, obsolescence_multiplier=ob_mult,
         obsolescence_forced_period=ob_forced, obsolescence_loading=float(ob.global_loading),
         demand_drift_annual=dm["drift"], demand_vol_annual=dm["vol"], demand_reversion_annual=dm["rev"],

@@ -99,7 +99,7 @@ def check_licences(model: ScenarioModel, licences: Sequence[Licence], err: Error
         if lic.id in ids:
             err_licence(i, "id", lic.id, f"a unique licence id (also licence {ids[lic.id] + 1} of the pool)")
         ids.setdefault(lic.id, i)
-        for key in ("start_period", "end_period", "expiry_period"):
+        for key in ("start_period", "end_period", "expiry_period", "default_period"):
             v = getattr(lic, key)
             if v is not None and v > T:
                 err_licence(i, key, v, f"a period in 1..{T} (term_years x periods_per_year; "
@@ -112,10 +112,10 @@ def check_licences(model: ScenarioModel, licences: Sequence[Licence], err: Error
         if lic.royalty_type == "running" and lic.minimum_royalty > lic.royalty:
             err_licence(i, "minimum_royalty", lic.minimum_royalty, f"at most the royalty ({lic.royalty})")
         who = lic.licensee or lic.id
-        key = (lic.industry, lic.region, lic.technology, lic.pd_annual, lic.rating)
+        key = (lic.industry, lic.region, lic.technology, lic.pd_annual, lic.rating, lic.default_period)
         if who in licensees and licensees[who] != key:
-            err_licence(i, "licensee", who, "the same industry, region, technology and credit on every "
-                        "licence of one licensee (the copula draws one default time per licensee)")
+            err_licence(i, "licensee", who, "the same industry, region, technology, credit and default_period "
+                        "on every licence of one licensee (the copula draws one default time per licensee)")
         licensees.setdefault(who, key)
         if len(err) >= _MAX_LICENCE_ERRORS:
             break

@@ -105,6 +105,7 @@ class Licence(_Credit):
     pd_annual: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     rating: str | None = None
     recovery: Fraction | None = None
+    default_period: Annotated[int, Field(ge=1)] | None = None  # forced default (stresses, hand computations)
 
     @model_validator(mode="after")
     def _credit(self):
@@ -145,6 +146,7 @@ class PoolGenerate(_Model):
     pd_annual: float | list[float] | None = None
     rating: str | list[str] | None = None
     recovery: float | list[float] | None = None
+    default_period: int | list[int] | None = None
 
     @model_validator(mode="after")
     def _no_empty_lists(self):
