@@ -79,7 +79,8 @@ def state_rows(tranches: int, triggers: int, providers: int) -> int:
 # ------------------------------------------------------------------ ledgers: (paths, periods, width)
 LEDGER_DEAL = ("collections_amount", "fees_paid_amount", "reserve_start_amount", "reserve_end_amount",
                *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS), "residual_amount",
-               "cumulative_default_rate", "dscr", "sequential", "trap", "accelerated")
+               "cumulative_default_rate", "dscr", "icr", "oc", "sequential", "trap", "accelerated")
+LEDGER_RATIOS = ("dscr", "icr", "oc")  # not cash flows
 LEDGER_TRANCHE = ("interest_due_amount", "interest_paid_amount", "principal_paid_amount", "balance_amount",
                   "interest_carried_amount", *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS))
 N_LEDGER_DEAL = len(LEDGER_DEAL)
@@ -91,7 +92,9 @@ L_RESERVE_END = LEDGER_DEAL.index("reserve_end_amount")
 L_DRAW = LEDGER_DEAL.index(f"{PROVIDER_KINDS[0]}_draw_amount")  # kind j at L_DRAW + j
 L_RESIDUAL = LEDGER_DEAL.index("residual_amount")
 L_CDR = LEDGER_DEAL.index("cumulative_default_rate")
-L_DSCR = LEDGER_DEAL.index("dscr")
+L_DSCR = LEDGER_DEAL.index("dscr")  # collections / (fees + interest + scheduled principal)
+L_ICR = LEDGER_DEAL.index("icr")  # collections / (fees + interest)
+L_OC = LEDGER_DEAL.index("oc")  # collateral value / notes at the period's start; NaN without an OC trigger
 L_SEQUENTIAL = LEDGER_DEAL.index("sequential")
 L_TRAP = LEDGER_DEAL.index("trap")
 L_ACCELERATED = LEDGER_DEAL.index("accelerated")

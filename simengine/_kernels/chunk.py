@@ -83,6 +83,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     record = ledgers.shape[0] > 0
     scratch = pool_scratch(pp, n_factors)
     count_diff = scratch[9]
+    oc_value = scratch[12]
     collections = np.empty(T)
     cdr = np.empty(T)
     n_prov = wp.provider_kind.shape[0]
@@ -119,9 +120,9 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
             if basis == BASIS_STANDALONE and not asked:
                 break
             rec = record and basis == BASIS_ENHANCED
-            waterfall_path_inline(wp, collections, cdr, provider_period, basis == BASIS_ENHANCED, balance, carry,
-                                  state, res[basis], trig[basis], flags[basis], ledgers[q] if rec else no_ledger,
-                                  rec)
+            waterfall_path_inline(wp, collections, cdr, oc_value, provider_period, basis == BASIS_ENHANCED, balance,
+                                  carry, state, res[basis], trig[basis], flags[basis],
+                                  ledgers[q] if rec else no_ledger, rec)
             for c in range(N_FLAGS):
                 if flags[BASIS_ENHANCED, c] != 0.0:
                     asked = True

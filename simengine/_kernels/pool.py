@@ -39,11 +39,35 @@ def pool_scratch(pp, n_factors):
     """Working arrays of :func:`pool_path`, one set per thread, in its ``scratch`` order."""
     T = pp.periods
     n_ind = pp.demand_drift_annual.shape[0]
+    n_oc = pp.oc_base.shape[0]
     return (np.empty(T), np.empty(n_factors), np.empty((n_ind, T)), np.empty((n_ind, T)),
             np.empty((n_ind, pp.obsolescence_hazard_annual.shape[0]), np.int64),
             np.empty(pp.obsolescence_hazard_annual.shape[0], np.int64),
             np.empty(pp.licensee_hazard_annual.shape[0], np.int64),
-            np.zeros((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1))
+            np.zeros((pp.group_running.shape[0], T + 1)), np.empty(T + 1), np.empty(T + 1),
+            np.zeros((n_oc, T + 1)), np.zeros((n_oc, T + 1)), np.empty(T))
+
+
+@jit(inline="always")
+def oc_add_licence(oc_sched, oc_lost, b, base, weight, royalty, start, last, stop):
+    """Licence terms in the collateral recursion of base ``b``: its royalty while it pays its
+    licensee (``start .. min(stop, last + 1) - 1``), and the value of what remains of its schedule
+    at ``stop`` (its default or invalidation period), which leaves the collateral then."""
+    amount = weight * royalty
+    if amount == 0.0:
+        return
+    end = min(stop, last + 1)
+    if start < end:
+        oc_sched[b, start] += amount
+        oc_sched[b, end] -= amount
+    if 1 <= stop <= last:
+        first = max(stop, start)
+        n = last - first + 1
+        if base == 1.0:
+            value = float(n)
+        else:
+            value = base ** (first - stop + 1) * (1.0 - base ** n) / (1.0 - base)
+        oc_lost[b, stop] += amount * value
 
 
 @jit
@@ -75,6 +99,9 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
         licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
         group_diff : ndarray(float64), shape (groups, periods + 1)   zero on entry, left zero
         cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)
+        oc_sched, oc_lost : ndarray(float64), shape (OC bases, periods + 1)   zero on entry, left zero
+        oc_value : ndarray(float64), shape (periods,)   out, with an OC trigger: the collateral value
+            at the start of each period (see :func:`simengine.plan.pool.oc_arrays`)
     collections : ndarray(float64), shape (periods,)       out: royalties collected per period
     cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
     provider_period : ndarray(int64), shape (providers,)   out: provider default periods
@@ -83,10 +110,11 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
     -------
     (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
     ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
-    cumulative default fraction by count is left in ``count_diff[:periods]`` (``scratch[9]``).
+    cumulative default fraction by count is left in ``count_diff[:periods]`` (``scratch[9]``), the
+    OC collateral value in ``oc_value`` (``scratch[12]``).
     """
     (g_global, factors, demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff,
-     count_diff) = scratch
+     count_diff, oc_sched, oc_lost, oc_value) = scratch
     T = pp.periods
     dt = pp.dt_years
     flip = antithetic and (path & 1) == 1
@@ -242,6 +270,14 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
                 n_invalidated += 1
         stop = min(last + 1, min(tau, inval))
         amount = pp.licence_royalty[i]
+        if pp.oc_on:
+            k = pp.licence_technology[i]
+            paying = min(tau, inval)
+            oc_add_licence(oc_sched, oc_lost, 0, pp.oc_base[0], pp.licence_oc_weight[i], amount, start, last, paying)
+            ob = pp.technology_oc_base[k]
+            if ob > 0:
+                oc_add_licence(oc_sched, oc_lost, ob, pp.oc_base[ob], pp.technology_oc_weight[k], amount, start, last,
+                               paying)
         if start < stop:
             group_diff[g, start] += amount
             group_diff[g, stop] -= amount
@@ -304,6 +340,24 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
                 group_diff[g, t] = 0.0
                 collections[t] += running_amount
         group_diff[g, T] = 0.0
+    # collateral value W(p) = base (scheduled(p) + W(p + 1) + lost(p + 1)), backwards from W(T) = 0
+    for ob in range(oc_sched.shape[0]):
+        acc = 0.0
+        for t in range(T):
+            acc += oc_sched[ob, t]
+            oc_sched[ob, t] = acc
+        oc_sched[ob, T] = 0.0
+        k = pp.oc_base_technology[ob]
+        value = 0.0
+        for p in range(T - 1, -1, -1):
+            value = pp.oc_base[ob] * (oc_sched[ob, p] + value + oc_lost[ob, p + 1])
+            oc_sched[ob, p] = 0.0
+            oc_lost[ob, p + 1] = 0.0
+            if ob == 0:
+                oc_value[p] = value
+            elif p < obs_period[k]:  # technology k not yet obsolete: its expected severity part
+                oc_value[p] += value
+        oc_lost[ob, 0] = 0.0
     acc = 0.0
     cnt = 0.0
     for t in range(T):

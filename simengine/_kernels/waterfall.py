@@ -20,6 +20,8 @@ from .._layout import (
     L_DRAW,
     L_DSCR,
     L_FEES_PAID,
+    L_ICR,
+    L_OC,
     L_RESERVE_END,
     L_RESERVE_START,
     L_RESIDUAL,
@@ -67,6 +69,8 @@ from ..plan.waterfall import (
     TE_SEQUENTIAL,
     TE_TRAP,
     TM_CDR,
+    TM_DSCR,
+    TM_ICR,
 )
 
 
@@ -101,16 +105,21 @@ def provider_draw(wp, j, k, shortfall, p, provider_period, flags, out, state):
 
 # -------------------------------------------------------------------------------------- opcodes
 @jit(inline="always")
-def evaluate_triggers(wp, p, cdr, dscr, state, trig_fired):
+def evaluate_triggers(wp, p, cdr, dscr, icr, oc, state, trig_fired):
     """Breach counts, latches and the effects active this period: (sequential, trap, accelerated)."""
     sequential = False
     trap = False
     accelerated = False
     for c in range(trig_fired.shape[0]):
-        if wp.trigger_metric[c] == TM_CDR:
+        metric = wp.trigger_metric[c]
+        if metric == TM_CDR:
             hit = cdr[p] > wp.trigger_threshold[c]
-        else:
+        elif metric == TM_DSCR:
             hit = dscr < wp.trigger_threshold[c]
+        elif metric == TM_ICR:
+            hit = icr < wp.trigger_threshold[c]
+        else:  # TM_OC
+            hit = oc < wp.trigger_threshold[c]
         state[c, S_TRIGGER_BREACH] = state[c, S_TRIGGER_BREACH] + 1.0 if hit else 0.0
         active = state[c, S_TRIGGER_BREACH] >= wp.trigger_consecutive[c]
         if not wp.trigger_curable[c]:
@@ -275,8 +284,8 @@ def op_residual(final, trap, avail, reserve, residual):
 
 
 @jit(inline="always")
-def record_ledger(ledger, p, collections, cdr, fees_paid, reserve_start, reserve, residual, dscr, sequential,
-                  trap, accelerated, balance, carry, state):
+def record_ledger(ledger, p, collections, cdr, fees_paid, reserve_start, reserve, residual, dscr, icr, oc,
+                  sequential, trap, accelerated, balance, carry, state):
     """Period p's row of the ledger (columns: :data:`simengine._layout.LEDGER_DEAL`, then per tranche)."""
     ledger[p, L_COLLECTIONS] = collections[p]
     ledger[p, L_FEES_PAID] = fees_paid
@@ -287,6 +296,8 @@ def record_ledger(ledger, p, collections, cdr, fees_paid, reserve_start, reserve
     ledger[p, L_RESIDUAL] = residual
     ledger[p, L_CDR] = cdr[p]
     ledger[p, L_DSCR] = dscr
+    ledger[p, L_ICR] = icr
+    ledger[p, L_OC] = oc
     ledger[p, L_SEQUENTIAL] = 1.0 if sequential else 0.0
     ledger[p, L_TRAP] = 1.0 if trap else 0.0
     ledger[p, L_ACCELERATED] = 1.0 if accelerated else 0.0
@@ -303,7 +314,7 @@ def record_ledger(ledger, p, collections, cdr, fees_paid, reserve_start, reserve
 
 # ------------------------------------------------------------------------------------ one path
 @jit
-def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, carry, state,
+def waterfall_path(wp, collections, cdr, oc_value, provider_period, enhanced, balance, carry, state,
                    out, trig_fired, flags, ledger, record):
     """Run the priority of payments over one path's collections.
 
@@ -311,6 +322,7 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
     ----------
     wp : WaterfallPlan
     collections, cdr : ndarray(float64), shape (periods,)
+    oc_value : ndarray(float64), shape (periods,)   collateral value (read only with an OC trigger)
     provider_period : ndarray(int64), shape (providers,)   default period of each provider row
     enhanced : bool                 False = standalone (no provider is asked)
     balance, carry : ndarray(float64), shape (tranches,)   scratch
@@ -349,6 +361,7 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
             notes += balance[k]
         fees_due = wp.fee_fixed + wp.fee_rate_per_period * notes + fee_carry
         interest_due_total = 0.0
+        principal_scheduled = 0.0
         for k in range(n):
             state[k, S_INTEREST_DUE] = balance[k] * wp.tranche_coupon_per_period[k] + carry[k]
             state[k, S_INTEREST_PAID] = 0.0
@@ -356,9 +369,16 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
             for kind in range(N_PROVIDER_KINDS):
                 state[k, S_DRAW + kind] = 0.0
             interest_due_total += state[k, S_INTEREST_DUE]
+            # scheduled principal: down to the contractual target (schedule, bullet maturity, legal final)
+            principal_scheduled += max(0.0, balance[k] - wp.tranche_contract_target[k, p] * wp.tranche_balance[k])
         denom = fees_due + interest_due_total
+        icr = collections[p] / denom if denom > 0.0 else math.inf
+        denom += principal_scheduled
         dscr = collections[p] / denom if denom > 0.0 else math.inf
-        sequential, trap, accelerated = evaluate_triggers(wp, p, cdr, dscr, state, trig_fired)
+        oc = math.nan
+        if wp.oc_on:
+            oc = oc_value[p] / notes if notes > 0.0 else math.inf
+        sequential, trap, accelerated = evaluate_triggers(wp, p, cdr, dscr, icr, oc, state, trig_fired)
         if final or accelerated:
             avail += reserve  # the reserve is released at legal final and on acceleration
             reserve = 0.0
@@ -387,7 +407,7 @@ def waterfall_path(wp, collections, cdr, provider_period, enhanced, balance, car
         for k in range(n):
             state[k, S_WAL_NUMERATOR] += years * state[k, S_PRINCIPAL_PAID]
         if record:
-            record_ledger(ledger, p, collections, cdr, fees_paid, reserve_start, reserve, residual, dscr,
+            record_ledger(ledger, p, collections, cdr, fees_paid, reserve_start, reserve, residual, dscr, icr, oc,
                           sequential, trap, accelerated, balance, carry, state)
     horizon = T / wp.periods_per_year
     df_final = wp.discount_factor[T - 1]

@@ -35,6 +35,10 @@ PoolPlan = namedtuple("PoolPlan", [
     # royalty groups, shape (groups,): group 0 holds fixed royalties (multiplier 1)
     "group_running", "industry_running", "group_industry", "group_technology", "group_floor_ratio",
     "scheduled_total",
+    # collateral value of the OC test (plan.pool.oc_arrays): bases of the discount recursion, shape
+    # (bases,); base 0 discounts at the deal's rate, base 1 + k at that rate times technology k's
+    # per-period survival (expected obsolescence), dropped once k is obsolete on the path
+    "oc_on", "oc_base", "oc_base_technology", "licence_oc_weight", "technology_oc_base", "technology_oc_weight",
     # providers, one row each (see plan.providers), shape (providers,)
     "provider_stream", "provider_hazard_annual", "provider_loading",
 ])
@@ -234,11 +238,50 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         group_running=g_running, industry_running=np.isin(np.arange(n_ind), g_ind[g_running]),
         group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
         scheduled_total=float(sched.sum()),
+        **oc_arrays(sc, lic["tech"], ob_h, ob_sev, technologies),
         provider_stream=np.array([row.stream for row in providers], np.int64),
         provider_hazard_annual=np.array([hazard(row.pd_annual) for row in providers], float),
         provider_loading=np.array([row.loading for row in providers], float),
     )
     return pool, {"industries": industries, "technologies": technologies, "licensees": tuple(names)}
+
+
+def oc_arrays(sc: Scenario, licence_technology: np.ndarray, obsolescence_hazard: np.ndarray,
+              obsolescence_severity: np.ndarray, technologies: tuple) -> dict:
+    """The plan's arrays for the over-collateralisation metric (computed only for a deal with an
+    ``oc`` trigger).
+
+    The collateral value at period p is the present value, at the OC test's discount rate, of the
+    scheduled royalties from p on of the licences still paying their licensee. With
+    ``structure.oc_test.obsolescence = "expected"`` a royalty of technology k due j periods ahead
+    is weighted by ``1 - severity_k (1 - q_k^j)``, q_k = exp(-hazard_k dt) the chance of one more
+    period without obsolescence, and by ``1 - severity_k`` once k is obsolete on the path: so the
+    value splits into a base-d recursion with weight 1 - severity_k and a base d q_k one with
+    weight severity_k (d the per-period discount factor).
+    """
+    m = sc.model
+    ppy = m.deal.periods_per_year
+    st = m.structure
+    on = any(t.metric == "oc" for t in st.triggers)
+    rate = st.oc_test.discount_rate if st.oc_test.discount_rate is not None else m.deal.discount_rate
+    d = (1.0 + rate) ** (-1.0 / ppy)
+    n_tech = len(technologies)
+    tech_base = np.full(n_tech, -1, np.int64)
+    tech_weight = np.zeros(n_tech)
+    bases, base_tech = [d], [-1]
+    lic_weight = np.ones(len(licence_technology))
+    if on and st.oc_test.obsolescence == "expected" and m.risk.obsolescence.enabled:
+        for k in range(n_tech):
+            if obsolescence_severity[k] > 0.0:
+                tech_base[k] = len(bases)
+                tech_weight[k] = obsolescence_severity[k]
+                bases.append(d * math.exp(-obsolescence_hazard[k] / ppy))
+                base_tech.append(k)
+        lic_weight = 1.0 - obsolescence_severity[licence_technology]
+    if not on:
+        bases, base_tech = [], []
+    return {"oc_on": on, "oc_base": np.array(bases, float), "oc_base_technology": np.array(base_tech, np.int64),
+            "licence_oc_weight": lic_weight, "technology_oc_base": tech_base, "technology_oc_weight": tech_weight}
 
 
 def demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:

@@ -14,7 +14,8 @@ OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4
 # amortisation modes
 AM_SEQUENTIAL, AM_PRO_RATA, AM_BULLET, AM_SCHEDULE = 0, 1, 2, 3
 # trigger metrics and effects
-TM_CDR, TM_DSCR = 0, 1
+TM_CDR, TM_DSCR, TM_ICR, TM_OC = 0, 1, 2, 3
+TRIGGER_METRICS = {"cumulative_default_rate": TM_CDR, "dscr": TM_DSCR, "icr": TM_ICR, "oc": TM_OC}
 TE_SEQUENTIAL, TE_TRAP, TE_ACCELERATE = 0, 1, 2
 
 WaterfallPlan = namedtuple("WaterfallPlan", [
@@ -24,6 +25,7 @@ WaterfallPlan = namedtuple("WaterfallPlan", [
     "fee_fixed", "fee_rate_per_period",
     "reserve_initial", "reserve_target_amount", "reserve_target_fraction", "reserve_covers",
     "trigger_metric", "trigger_threshold", "trigger_effect", "trigger_curable", "trigger_consecutive",
+    "oc_on",  # a trigger reads the OC metric (the pool kernel then values the collateral)
     "steps", "steps_accelerated", "step_members",
     # providers, one row each (see plan.providers): kind (index into _layout.PROVIDER_KINDS), cap
     # (amount, inf = none), covers, shape (providers, tranches)
@@ -115,12 +117,13 @@ def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[
         reserve_target_amount=float(res.target_amount) if res.target_amount is not None else -1.0,
         reserve_target_fraction=float(res.target_fraction) if res.target_fraction is not None else -1.0,
         reserve_covers=covers,
-        trigger_metric=np.array([TM_CDR if t.metric == "cumulative_default_rate" else TM_DSCR for t in trig], np.int64),
+        trigger_metric=np.array([TRIGGER_METRICS[t.metric] for t in trig], np.int64),
         trigger_threshold=np.array([t.threshold for t in trig], float),
         trigger_effect=np.array([{"sequential": TE_SEQUENTIAL, "trap": TE_TRAP, "accelerate": TE_ACCELERATE}[t.effect]
                                  for t in trig], np.int64),
         trigger_curable=np.array([t.curable for t in trig], np.bool_),
         trigger_consecutive=np.array([t.consecutive_periods for t in trig], np.int64),
+        oc_on=any(t.metric == "oc" for t in trig),
         steps=np.array(steps, np.int64).reshape(-1, 2), steps_accelerated=np.array(accel, np.int64),
         step_members=step_members, provider_kind=kinds, provider_cap=cap, provider_covers=pcov,
     )

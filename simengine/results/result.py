@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .. import _jit, ratings
 from .._io import versions
-from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
+from .._layout import FLAGS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, part_name, resolved_hash
 from ..plan import Plan
 from ..scenario import Scenario
@@ -270,8 +270,8 @@ class SimulationResult:
         w = self.weights[:n]
         rows = []
         for owner, item, c in ledger_columns(self.plan.tranche_names):
-            if item == "dscr":
-                continue  # a ratio, infinite when nothing is due: not a cash flow
+            if item in LEDGER_RATIOS:
+                continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
             for p in range(self.plan.periods):
                 x = led[:, p, c]
                 qs = weighted_quantiles(x, w, CASHFLOW_QUANTILES)

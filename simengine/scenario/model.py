@@ -345,10 +345,15 @@ class Reserve(_Model):
 
 
 class Trigger(_Model):
-    """One of [[structure.triggers]]: a metric, a threshold and the effect of a breach."""
+    """One of [[structure.triggers]]: a metric, a threshold and the effect of a breach.
+
+    ``cumulative_default_rate`` breaches above its threshold; the coverage ratios ``dscr``
+    (collections / (fees + interest + scheduled principal)), ``icr`` (collections / (fees +
+    interest)) and ``oc`` (collateral value / notes, see [structure.oc_test]) below theirs.
+    """
 
     name: str
-    metric: Literal["cumulative_default_rate", "dscr"]
+    metric: Literal["cumulative_default_rate", "dscr", "icr", "oc"]
     threshold: NonNegative
     effect: Literal["sequential", "trap", "accelerate"]
     curable: bool = False
@@ -360,6 +365,20 @@ class Trigger(_Model):
             raise _problem("threshold", self.threshold,
                            "a fraction in [0, 1] for cumulative_default_rate (10% is 0.10)")
         return self
+
+
+class OcTest(_Model):
+    """[structure.oc_test]: how the ``oc`` trigger metric values the collateral.
+
+    The value at a payment date is the present value of the scheduled royalties still to come from
+    licences that still pay their licensee (re-licences are not counted), discounted at
+    ``discount_rate`` (default: the deal's); with ``obsolescence = "expected"`` each royalty is
+    cut by its technology's severity times the chance that the technology is obsolete by then
+    (the full severity once it is).
+    """
+
+    obsolescence: Literal["none", "expected"] = "none"
+    discount_rate: Annotated[float, Field(gt=-0.5, lt=1.0)] | None = None
 
 
 class Provider(_Credit):
@@ -392,6 +411,7 @@ class Structure(_Model):
     fees: Fees = Fees()
     reserve: Reserve = Reserve()
     triggers: list[Trigger] = []
+    oc_test: OcTest = OcTest()
     payment_commitment: Provider | None = None
     guarantee: Provider | None = None
     waterfall: list[Step] | None = None
