@@ -14,6 +14,7 @@ from .._layout import (
     BASIS_ENHANCED,
     BASIS_STANDALONE,
     N_FLAGS,
+    N_PATH_OUT,
     N_PROVIDER_KINDS,
     N_TRANCHE_OUT,
     P_CHI2,
@@ -93,7 +94,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     state = np.empty((max(max(n_tr, n_trig), max(n_prov, N_PROVIDER_KINDS)), STATE_COLUMNS))  # state_rows()
     res = np.empty((2, n_tr, N_TRANCHE_OUT))
     trig = np.empty((2, n_trig), np.uint8)
-    flags = np.empty((2, N_FLAGS))
+    flags = np.empty((2, N_PATH_OUT))
     no_ledger = np.empty((0, 0))
     for q in range(paths.shape[0]):
         i = row0 + q
@@ -126,7 +127,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
             for c in range(N_FLAGS):
                 if flags[BASIS_ENHANCED, c] != 0.0:
                     asked = True
-        for c in range(N_FLAGS):
+        for c in range(N_PATH_OUT):
             flag_out[i, c] = flags[BASIS_ENHANCED, c]
         for c in range(n_trig):
             trig_out[i, c] = trig[BASIS_ENHANCED, c]

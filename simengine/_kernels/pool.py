@@ -30,7 +30,7 @@ from ..rng import (
     stream_key,
     uniform_at,
 )
-from .distributions import upper_tail_normal, upper_tail_t
+from .distributions import beta_quantile, upper_tail_normal, upper_tail_t
 from .hazard import first_period_exceeding, first_period_reaching, screen_index
 
 
@@ -48,7 +48,7 @@ def pool_scratch(pp, n_factors):
             np.zeros((n_oc, T + 1)), np.zeros((n_oc, T + 1)), np.empty(T))
 
 
-@jit(inline="always")
+@jit  # a call (not inlined): it runs only for deals with an OC trigger, and inlining twice costs compile time
 def oc_add_licence(oc_sched, oc_lost, b, base, weight, royalty, start, last, stop):
     """Licence terms in the collateral recursion of base ``b``: its royalty while it pays its
     licensee (``start .. min(stop, last + 1) - 1``), and the value of what remains of its schedule
@@ -66,7 +66,9 @@ def oc_add_licence(oc_sched, oc_lost, b, base, weight, royalty, start, last, sto
         if base == 1.0:
             value = float(n)
         else:
-            value = base ** (first - stop + 1) * (1.0 - base ** n) / (1.0 - base)
+            # math.pow on floats: the C library's pow in numba and in Python alike (an integer power
+            # would be repeated multiplication in numba, not bit-equal to its Python twin)
+            value = math.pow(base, float(first - stop + 1)) * (1.0 - math.pow(base, float(n))) / (1.0 - base)
         oc_lost[b, stop] += amount * value
 
 
@@ -295,9 +297,14 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
             if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_last:  # addressed: skipping is free
                 s2 = pp.recovery_stdev * pp.recovery_stdev
                 conc = rec * (1.0 - rec) / s2 - 1.0
-                ga = gamma_at(sk_rec, 2 * i, rec * conc)
-                gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
-                rec = ga / (ga + gb)
+                if pp.recovery_loading != 0.0:  # systematic: the beta quantile of a loaded normal
+                    c = pp.recovery_loading
+                    y = c * z_global + math.sqrt(1.0 - c * c) * sign * normal_at(sk_rec, 2 * i)
+                    rec = beta_quantile(upper_tail_normal(-y), rec * conc, (1.0 - rec) * conc)
+                else:
+                    ga = gamma_at(sk_rec, 2 * i, rec * conc)
+                    gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
+                    rec = ga / (ga + gb)
             if rec > 0.0 and r_start < r_last:
                 v = rec * amount
                 if pp.group_running[g] or t_obs >= r_end or kept == 1.0:

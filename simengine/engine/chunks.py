@@ -12,6 +12,7 @@ from .._kernels import chunk as kernels
 from .._layout import (
     BASIS_ENHANCED,
     BASIS_STANDALONE,
+    CLAIMS,
     FLAGS,
     P_CHI2,
     P_COLLECTIONS,
@@ -22,6 +23,8 @@ from .._layout import (
     T_FIRST_SHORTFALL,
     TRANCHE_DRAWS,
     TRANCHE_OUT,
+    W_CALL_PERIOD,
+    W_UNREIMBURSED,
     ChunkOutputs,
     allocate_chunk,
     allocate_ledgers,
@@ -119,6 +122,10 @@ def chunk_tables(plan: Plan, first_path: int, out: ChunkOutputs) -> tuple[pa.Tab
         cols[f"trigger_{name}"] = out.triggers[:, j] > 0
     for c, name in enumerate(FLAGS):
         cols[name] = out.flags[:, c] > 0
+    for c, name in enumerate(CLAIMS):
+        cols[name] = out.flags[:, W_UNREIMBURSED + c]
+    call = out.flags[:, W_CALL_PERIOD]
+    cols["call_period"] = pa.array(call.astype(np.int32), mask=call < 0)
     pp = pa.table(cols)
     flat = pa.array(out.cum_default.reshape(-1), type=pa.float32())
     offsets = pa.array(np.arange(0, (n + 1) * T, T, dtype=np.int32))

@@ -32,6 +32,7 @@ PoolPlan = namedtuple("PoolPlan", [
     "licence_licensee", "licence_royalty", "licence_group", "licence_technology",
     "licence_start", "licence_last", "licence_recovery", "licence_invalidation_hazard_annual",
     "licence_scheduled_amount", "licence_invalidation_u_max", "recovery_beta", "recovery_stdev", "relicense_lag",
+    "recovery_loading",  # beta recoveries: loading of their Gaussian copula on the global factor
     # royalty groups, shape (groups,): group 0 holds fixed royalties (multiplier 1)
     "group_running", "industry_running", "group_industry", "group_technology", "group_floor_ratio",
     "scheduled_total",
@@ -235,6 +236,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         licence_invalidation_u_max=np.minimum(1.0, -np.expm1(-inval * dt * T) * (1 + 1e-9) + 1e-15),
         recovery_beta=dflt.recovery_model == "beta" and dflt.recovery_stdev > 0,
         recovery_stdev=float(dflt.recovery_stdev), relicense_lag=int(dflt.relicense_lag_periods),
+        recovery_loading=float(dflt.recovery_global_loading),
         group_running=g_running, industry_running=np.isin(np.arange(n_ind), g_ind[g_running]),
         group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
         scheduled_total=float(sched.sum()),

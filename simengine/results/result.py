@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .. import _jit, ratings
 from .._io import versions
-from .._layout import FLAGS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
+from .._layout import CLAIMS, FLAGS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, part_name, resolved_hash
 from ..plan import Plan
 from ..scenario import Scenario
@@ -218,7 +218,7 @@ class SimulationResult:
     @cached_property
     def pool_summary(self) -> dict:
         """Pool-level statistics (SPEC §6): default rates, collections, triggers, providers."""
-        cols = ["weight", "default_fraction", "collections_amount", *FLAGS]
+        cols = ["weight", "default_fraction", "collections_amount", *FLAGS, *CLAIMS, "call_period"]
         cols += [f"trigger_{t}" for t in self.plan.trigger_names]
         t = self._read("pool_paths", cols).to_pandas()
         w = t["weight"].to_numpy()
@@ -250,8 +250,17 @@ class SimulationResult:
         for kind in PROVIDER_KINDS:
             means[f"p_{kind}_provider_failed_when_needed"] = failed[kind]
         means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
+        # what the providers are still owed at legal final, and the clean-up call
+        for kind, name in zip(PROVIDER_KINDS, CLAIMS):
+            owed = t[name].to_numpy()
+            means[f"p_{kind}_claim_outstanding_at_final"] = owed > 0
+            means[f"{kind}_unreimbursed_mean_amount"] = owed
+        call = t["call_period"].to_numpy(dtype=float, na_value=np.nan)
+        called = ~np.isnan(call)
+        means["p_called"] = called
         for key, values in means.items():
             out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
+        out["call_period_mean"] = float((w * call)[called].sum() / w[called].sum()) if called.any() else math.nan
         for name, se in zip(("q50", "q95", "q99", "q999"), q_se):
             out[f"licensee_default_rate_{name}_se"] = float(se)
         return out

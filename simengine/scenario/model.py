@@ -199,6 +199,9 @@ class DefaultRisk(_Model):
     relicense_lag_periods: Annotated[int, Field(ge=1)] = 4
     relicense_haircut: Fraction = 1.0
     pd_multiplier: NonNegative = 1.0  # stress: every licensee's annual PD times this
+    # systematic recovery (beta model): the beta quantile of Phi(loading G + sqrt(1 - loading^2) e),
+    # G the global factor, so bad times mean low recoveries; 0 = independent gamma draws
+    recovery_global_loading: Loading = 0.0
 
 
 class Correlation(_Model):
@@ -319,6 +322,7 @@ class Tranche(_Model):
     interest_deferrable: bool = False
     amortisation: Literal["sequential", "pro_rata", "bullet"] | list[NonNegative] = "sequential"
     maturity_period: Annotated[int, Field(ge=1)] | None = None
+    interest_on_deferred: bool = False  # a carried (deferred) interest shortfall accrues at the coupon
 
 
 class Fees(_Model):
@@ -355,7 +359,8 @@ class Trigger(_Model):
     name: str
     metric: Literal["cumulative_default_rate", "dscr", "icr", "oc"]
     threshold: NonNegative
-    effect: Literal["sequential", "trap", "accelerate"]
+    effect: Literal["sequential", "trap", "accelerate", "early_amortisation"]
+    trap_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of the excess cash a trap holds
     curable: bool = False
     consecutive_periods: Annotated[int, Field(ge=1)] = 1
 
@@ -364,6 +369,9 @@ class Trigger(_Model):
         if self.metric == "cumulative_default_rate" and self.threshold > 1.0:
             raise _problem("threshold", self.threshold,
                            "a fraction in [0, 1] for cumulative_default_rate (10% is 0.10)")
+        if self.trap_fraction != 1.0 and self.effect != "trap":
+            raise _problem("trap_fraction", self.trap_fraction,
+                           f"no trap_fraction with effect {self.effect!r} (it is the share a trap holds)")
         return self
 
 
@@ -382,7 +390,15 @@ class OcTest(_Model):
 
 
 class Provider(_Credit):
-    """[structure.payment_commitment] or [structure.guarantee]: a credit-support provider."""
+    """[structure.payment_commitment], [structure.guarantee] or [structure.liquidity_facility]: a
+    credit-support provider.
+
+    A commitment or guarantee pays interest and contractual principal shortfalls of the tranches
+    it ``covers`` up to ``cap_amount`` in all; with ``reimbursed = true`` its draws become its claim,
+    repaid (with interest at ``claim_rate`` a year) by the waterfall's reimburse steps. A liquidity
+    facility advances fees and the interest of the tranches it covers, up to ``cap_amount``
+    outstanding, and is always repaid, senior to interest by default.
+    """
 
     provider: str
     pd_annual: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
@@ -390,6 +406,8 @@ class Provider(_Credit):
     loading: Loading = 0.0
     cap_amount: NonNegative | None = None
     covers: list[str]
+    reimbursed: bool = False
+    claim_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
     @model_validator(mode="after")
     def _credit(self):
@@ -397,11 +415,27 @@ class Provider(_Credit):
         return self
 
 
+class ProviderEntry(Provider):
+    """One row of [[structure.providers]]: a provider of any kind, named for reimburse steps."""
+
+    kind: Literal["commitment", "guarantee", "liquidity"]
+    name: str
+
+
+class CleanUpCall(_Model):
+    """[structure.clean_up_call]: once the notes are at most ``fraction`` of their original balance,
+    they are repaid in full on the first payment date whose collections plus reserve cover fees,
+    interest, the notes and every provider claim."""
+
+    fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
 class Step(_Model):
     """One step of [[structure.waterfall]]."""
 
-    step: Literal["fees", "interest", "reserve", "principal", "residual"]
+    step: Literal["fees", "interest", "reserve", "principal", "residual", "reimburse"]
     tranches: list[str] | None = None
+    providers: list[str] | None = None  # reimburse: providers repaid here, in order (default: all with a claim)
 
 
 class Structure(_Model):
@@ -414,6 +448,9 @@ class Structure(_Model):
     oc_test: OcTest = OcTest()
     payment_commitment: Provider | None = None
     guarantee: Provider | None = None
+    liquidity_facility: Provider | None = None
+    providers: list[ProviderEntry] = []
+    clean_up_call: CleanUpCall | None = None
     waterfall: list[Step] | None = None
 
 
