@@ -72,6 +72,41 @@ def oc_add_licence(oc_sched, oc_lost, b, base, weight, royalty, start, last, sto
         oc_lost[b, stop] += amount * value
 
 
+@jit  # a call (only for defaulted licences with beta recoveries and a loading): keeps the path kernel small
+def systematic_recovery(sk_rec, i, z_global, sign, loading, a, b):
+    """Licence i's systematic beta recovery: the Beta(a, b) quantile of Phi(loading G + sqrt(1 -
+    loading^2) e), G the global factor and e the licence's recovery normal (negated on an
+    antithetic path, ``sign`` = -1)."""
+    y = loading * z_global + math.sqrt(1.0 - loading * loading) * sign * normal_at(sk_rec, 2 * i)
+    return beta_quantile(upper_tail_normal(-y), a, b)
+
+
+@jit  # a call, once a path, only for a deal with an OC trigger
+def collateral_values(bases, base_technology, obs_period, oc_sched, oc_lost, oc_value):
+    """The OC collateral value at the start of each period from the difference arrays of
+    :func:`oc_add_licence`: W(p) = base (scheduled(p) + W(p + 1) + lost(p + 1)), backwards from
+    W(periods) = 0, per base; the base of technology k counts while k is not yet obsolete. Leaves
+    ``oc_sched`` and ``oc_lost`` zero."""
+    T = oc_value.shape[0]
+    for ob in range(oc_sched.shape[0]):
+        acc = 0.0
+        for t in range(T):
+            acc += oc_sched[ob, t]
+            oc_sched[ob, t] = acc
+        oc_sched[ob, T] = 0.0
+        k = base_technology[ob]
+        value = 0.0
+        for p in range(T - 1, -1, -1):
+            value = bases[ob] * (oc_sched[ob, p] + value + oc_lost[ob, p + 1])
+            oc_sched[ob, p] = 0.0
+            oc_lost[ob, p + 1] = 0.0
+            if ob == 0:
+                oc_value[p] = value
+            elif p < obs_period[k]:  # technology k not yet obsolete: its expected severity part
+                oc_value[p] += value
+        oc_lost[ob, 0] = 0.0
+
+
 @jit
 def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, collections, cdr,
               provider_period):
@@ -297,10 +332,9 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
             if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_last:  # addressed: skipping is free
                 s2 = pp.recovery_stdev * pp.recovery_stdev
                 conc = rec * (1.0 - rec) / s2 - 1.0
-                if pp.recovery_loading != 0.0:  # systematic: the beta quantile of a loaded normal
-                    c = pp.recovery_loading
-                    y = c * z_global + math.sqrt(1.0 - c * c) * sign * normal_at(sk_rec, 2 * i)
-                    rec = beta_quantile(upper_tail_normal(-y), rec * conc, (1.0 - rec) * conc)
+                if pp.recovery_loading != 0.0:
+                    rec = systematic_recovery(sk_rec, i, z_global, sign, pp.recovery_loading, rec * conc,
+                                              (1.0 - rec) * conc)
                 else:
                     ga = gamma_at(sk_rec, 2 * i, rec * conc)
                     gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
@@ -347,24 +381,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, scratch, col
                 group_diff[g, t] = 0.0
                 collections[t] += running_amount
         group_diff[g, T] = 0.0
-    # collateral value W(p) = base (scheduled(p) + W(p + 1) + lost(p + 1)), backwards from W(T) = 0
-    for ob in range(oc_sched.shape[0]):
-        acc = 0.0
-        for t in range(T):
-            acc += oc_sched[ob, t]
-            oc_sched[ob, t] = acc
-        oc_sched[ob, T] = 0.0
-        k = pp.oc_base_technology[ob]
-        value = 0.0
-        for p in range(T - 1, -1, -1):
-            value = pp.oc_base[ob] * (oc_sched[ob, p] + value + oc_lost[ob, p + 1])
-            oc_sched[ob, p] = 0.0
-            oc_lost[ob, p + 1] = 0.0
-            if ob == 0:
-                oc_value[p] = value
-            elif p < obs_period[k]:  # technology k not yet obsolete: its expected severity part
-                oc_value[p] += value
-        oc_lost[ob, 0] = 0.0
+    if pp.oc_on:
+        collateral_values(pp.oc_base, pp.oc_base_technology, obs_period, oc_sched, oc_lost, oc_value)
     acc = 0.0
     cnt = 0.0
     for t in range(T):
