@@ -3,8 +3,8 @@
 One home for the layout: the kernels index by these constants, the engine turns the arrays into
 tables by these names, results and tests decode ledgers with :func:`ledger_columns`. Names of
 output columns are the Parquet column names they become. Adding a provider kind means adding it
-to :data:`PROVIDER_KINDS` (its draw, need and failure columns follow) and giving the scenario and
-the plan a row for it.
+to :data:`PROVIDER_KINDS` (its draw, need, failure, claim and reimbursement columns follow) and
+giving the scenario and the plan a row for it.
 
 Every index is a module-level int, so numba folds it into the compiled code as a constant.
 """
@@ -16,10 +16,12 @@ from typing import NamedTuple
 import numpy as np
 
 # ----------------------------------------------------------------------------------- providers
-PROVIDER_KINDS = ("commitment", "guarantee")  # asked for a shortfall in this order
+PROVIDER_KINDS = ("commitment", "guarantee", "liquidity")  # column order (new kinds go last)
+ASK_ORDER = ("liquidity", "commitment", "guarantee")  # the order providers are asked to cover a shortfall
 N_PROVIDER_KINDS = len(PROVIDER_KINDS)
 K_COMMITMENT = PROVIDER_KINDS.index("commitment")
 K_GUARANTEE = PROVIDER_KINDS.index("guarantee")
+K_LIQUIDITY = PROVIDER_KINDS.index("liquidity")  # advances fees and interest only, repaid senior to interest
 
 # ------------------------------------------------- per-tranche outputs: (paths, bases, tranches, N_TRANCHE_OUT)
 BASIS_STANDALONE, BASIS_ENHANCED = 0, 1  # standalone: no provider is asked
@@ -46,11 +48,18 @@ P_COLLECTIONS = POOL_OUT.index("collections_amount")
 P_Z_GLOBAL = POOL_OUT.index("global_factor")
 P_CHI2 = POOL_OUT.index("chi2_mixing")  # NaN without a Student-t copula
 
-# ------------------------------------------------- per-path provider flags, enhanced basis: (paths, N_FLAGS)
+# ------------------------------------- per-path waterfall outputs, enhanced basis: (paths, N_PATH_OUT)
+# provider flags first (0/1), then what is still owed to each provider kind at legal final, then
+# the clean-up call's period
 FLAG_WHAT = ("needed", "provider_failed")  # asked for a shortfall; asked after its own default
 F_NEEDED, F_FAILED = 0, 1
 FLAGS = tuple(f"{kind}_{what}" for kind in PROVIDER_KINDS for what in FLAG_WHAT)  # kind j at 2 j + F_*
 N_FLAGS = len(FLAGS)
+CLAIMS = tuple(f"{kind}_unreimbursed_amount" for kind in PROVIDER_KINDS)  # kind j at N_FLAGS + j
+PATH_OUT = (*FLAGS, *CLAIMS, "call_period")
+N_PATH_OUT = len(PATH_OUT)
+W_UNREIMBURSED = PATH_OUT.index(CLAIMS[0])
+W_CALL_PERIOD = PATH_OUT.index("call_period")  # 1-based period of the clean-up call; -1 = never
 
 # ------------------------------------- per-path provider outputs: (paths, providers, N_PROVIDER_OUT)
 PROVIDER_OUT = ("latent_normal", "default_period", "worst_grade")
@@ -60,11 +69,11 @@ PR_DEFAULT_PERIOD = PROVIDER_OUT.index("default_period")  # 0-based; periods = n
 PR_WORST_GRADE = PROVIDER_OUT.index("worst_grade")  # index on its migration scale (default last); -1 without
 
 # --------------------------------------------------------------------- waterfall state (scratch)
-# rows are tranches for the S_* tranche columns, providers for S_PROVIDER_USED, triggers for the
-# S_TRIGGER_* columns and provider kinds for S_KIND_DRAWN
+# rows are tranches for the S_* tranche columns, providers for S_PROVIDER_USED and S_CLAIM, triggers
+# for the S_TRIGGER_* columns and provider kinds for S_KIND_DRAWN and S_KIND_REIMBURSED
 STATE = ("wal_numerator", "missed_interest", "interest_due", "interest_paid", "principal_paid",
          *(f"{kind}_draw" for kind in PROVIDER_KINDS),
-         "provider_used", "trigger_breach", "trigger_latched", "kind_drawn")
+         "provider_used", "trigger_breach", "trigger_latched", "kind_drawn", "claim", "kind_reimbursed")
 STATE_COLUMNS = len(STATE)
 S_WAL_NUMERATOR = STATE.index("wal_numerator")  # years x principal paid
 S_MISSED = STATE.index("missed_interest")  # 1: a non-deferrable interest payment was missed
@@ -76,6 +85,8 @@ S_PROVIDER_USED = STATE.index("provider_used")  # a provider's draws so far (aga
 S_TRIGGER_BREACH = STATE.index("trigger_breach")  # consecutive periods in breach
 S_TRIGGER_LATCHED = STATE.index("trigger_latched")  # a non-curable trigger that has fired
 S_KIND_DRAWN = STATE.index("kind_drawn")  # this period's draws of a provider kind, all tranches
+S_CLAIM = STATE.index("claim")  # a provider's claim: reimbursable draws (with interest) not yet repaid
+S_KIND_REIMBURSED = STATE.index("kind_reimbursed")  # this period's repayments to a provider kind
 
 
 def state_rows(tranches: int, triggers: int, providers: int) -> int:
@@ -86,7 +97,10 @@ def state_rows(tranches: int, triggers: int, providers: int) -> int:
 # ------------------------------------------------------------------ ledgers: (paths, periods, width)
 LEDGER_DEAL = ("collections_amount", "fees_paid_amount", "reserve_start_amount", "reserve_end_amount",
                *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS), "residual_amount",
-               "cumulative_default_rate", "dscr", "sequential", "trap", "accelerated")
+               "cumulative_default_rate", "dscr", "icr", "oc", "sequential", "trap", "accelerated",
+               "fees_due_amount", *(f"{kind}_reimbursed_amount" for kind in PROVIDER_KINDS),
+               *(f"{kind}_claim_amount" for kind in PROVIDER_KINDS), "trap_fraction", "early_amortisation", "called")
+LEDGER_RATIOS = ("dscr", "icr", "oc")  # not cash flows
 LEDGER_TRANCHE = ("interest_due_amount", "interest_paid_amount", "principal_paid_amount", "balance_amount",
                   "interest_carried_amount", *(f"{kind}_draw_amount" for kind in PROVIDER_KINDS))
 N_LEDGER_DEAL = len(LEDGER_DEAL)
@@ -98,10 +112,18 @@ L_RESERVE_END = LEDGER_DEAL.index("reserve_end_amount")
 L_DRAW = LEDGER_DEAL.index(f"{PROVIDER_KINDS[0]}_draw_amount")  # kind j at L_DRAW + j
 L_RESIDUAL = LEDGER_DEAL.index("residual_amount")
 L_CDR = LEDGER_DEAL.index("cumulative_default_rate")
-L_DSCR = LEDGER_DEAL.index("dscr")
+L_DSCR = LEDGER_DEAL.index("dscr")  # collections / (fees + interest + scheduled principal)
+L_ICR = LEDGER_DEAL.index("icr")  # collections / (fees + interest)
+L_OC = LEDGER_DEAL.index("oc")  # collateral value / notes at the period's start; NaN without an OC trigger
 L_SEQUENTIAL = LEDGER_DEAL.index("sequential")
 L_TRAP = LEDGER_DEAL.index("trap")
 L_ACCELERATED = LEDGER_DEAL.index("accelerated")
+L_FEES_DUE = LEDGER_DEAL.index("fees_due_amount")
+L_REIMBURSED = LEDGER_DEAL.index(f"{PROVIDER_KINDS[0]}_reimbursed_amount")  # kind j at L_REIMBURSED + j
+L_CLAIM = LEDGER_DEAL.index(f"{PROVIDER_KINDS[0]}_claim_amount")  # kind j's claims at the period's end
+L_TRAP_FRACTION = LEDGER_DEAL.index("trap_fraction")  # share of the excess cash trapped (0 = none)
+L_EARLY = LEDGER_DEAL.index("early_amortisation")
+L_CALLED = LEDGER_DEAL.index("called")  # 1 from the clean-up call's period on
 LT_INTEREST_DUE = LEDGER_TRANCHE.index("interest_due_amount")
 LT_INTEREST_PAID = LEDGER_TRANCHE.index("interest_paid_amount")
 LT_PRINCIPAL_PAID = LEDGER_TRANCHE.index("principal_paid_amount")
@@ -129,7 +151,7 @@ class ChunkOutputs(NamedTuple):
 
     tranche : ndarray(float64), shape (n, 2, tranches, N_TRANCHE_OUT)   bases: BASIS_*
     triggers : ndarray(uint8), shape (n, triggers)       1 if the trigger was ever active (enhanced)
-    flags : ndarray(float64), shape (n, N_FLAGS)         provider need / failure (enhanced)
+    flags : ndarray(float64), shape (n, N_PATH_OUT)      provider flags, claims, call (enhanced): PATH_OUT
     pool : ndarray(float64), shape (n, N_POOL_OUT)
     cum_default : ndarray(float32), shape (n, periods)   cumulative licensee default fraction (count)
     weights : ndarray(float64), shape (n,)               likelihood ratios (1 for plain Monte Carlo)
@@ -148,7 +170,7 @@ class ChunkOutputs(NamedTuple):
 def allocate_chunk(paths: int, tranches: int, triggers: int, periods: int, providers: int) -> ChunkOutputs:
     """Zeroed outputs for a chunk of ``paths`` paths."""
     return ChunkOutputs(tranche=np.zeros((paths, 2, tranches, N_TRANCHE_OUT)),
-                        triggers=np.zeros((paths, triggers), np.uint8), flags=np.zeros((paths, N_FLAGS)),
+                        triggers=np.zeros((paths, triggers), np.uint8), flags=np.zeros((paths, N_PATH_OUT)),
                         pool=np.zeros((paths, N_POOL_OUT)), cum_default=np.zeros((paths, periods), np.float32),
                         weights=np.zeros(paths), provider=np.zeros((paths, providers, N_PROVIDER_OUT)))
 
@@ -166,10 +188,11 @@ class Scratch(NamedTuple):
     g_global (periods,), factors (factors,), demand_x and clock (industries, periods), screen
     (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
     (licensees,) int64, group_diff (groups, periods + 1) zero between paths, cdr_diff and
-    count_diff (periods + 1,). Between the two: collections and cdr (periods,), provider_period
+    count_diff (periods + 1,), oc_sched and oc_lost (OC bases, periods + 1) zero between paths,
+    oc_value (periods,). Between the two: collections and cdr (periods,), provider_period
     (providers,) int64. Waterfall (:func:`simengine._kernels.waterfall.waterfall_path`): balance
     and carry (tranches,), state (state rows, STATE_COLUMNS), and per basis res (2, tranches,
-    N_TRANCHE_OUT), trig (2, triggers) uint8, flags (2, N_FLAGS).
+    N_TRANCHE_OUT), trig (2, triggers) uint8, flags (2, N_PATH_OUT).
     """
 
     g_global: np.ndarray
@@ -182,6 +205,9 @@ class Scratch(NamedTuple):
     group_diff: np.ndarray
     cdr_diff: np.ndarray
     count_diff: np.ndarray
+    oc_sched: np.ndarray
+    oc_lost: np.ndarray
+    oc_value: np.ndarray
     collections: np.ndarray
     cdr: np.ndarray
     provider_period: np.ndarray
@@ -194,7 +220,7 @@ class Scratch(NamedTuple):
 
 
 def allocate_scratch(slots: int, periods: int, factors: int, industries: int, technologies: int, licensees: int,
-                     groups: int, providers: int, tranches: int, triggers: int) -> Scratch:
+                     groups: int, providers: int, tranches: int, triggers: int, oc_bases: int = 0) -> Scratch:
     """Working arrays for ``slots`` slots (see :class:`Scratch`); ``group_diff`` starts at zero."""
     T, i8 = periods, np.int64
     return Scratch(
@@ -203,8 +229,10 @@ def allocate_scratch(slots: int, periods: int, factors: int, industries: int, te
         screen=np.empty((slots, industries, technologies), i8), obs_period=np.empty((slots, technologies), i8),
         licensee_period=np.empty((slots, licensees), i8), group_diff=np.zeros((slots, groups, T + 1)),
         cdr_diff=np.empty((slots, T + 1)), count_diff=np.empty((slots, T + 1)),
+        oc_sched=np.zeros((slots, oc_bases, T + 1)), oc_lost=np.zeros((slots, oc_bases, T + 1)),
+        oc_value=np.empty((slots, T)),
         collections=np.empty((slots, T)), cdr=np.empty((slots, T)), provider_period=np.empty((slots, providers), i8),
         balance=np.empty((slots, tranches)), carry=np.empty((slots, tranches)),
         state=np.empty((slots, state_rows(tranches, triggers, providers), STATE_COLUMNS)),
         res=np.empty((slots, 2, tranches, N_TRANCHE_OUT)), trig=np.empty((slots, 2, triggers), np.uint8),
-        flags=np.empty((slots, 2, N_FLAGS)))
+        flags=np.empty((slots, 2, N_PATH_OUT)))

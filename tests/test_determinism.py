@@ -86,6 +86,22 @@ CASES = [
     ("guangzhou_migration", gz.with_overrides({  # the guarantor's grade migrates (issue 12)
         "structure.guarantee.pd_annual": None, "structure.guarantee.rating": "A",
         "structure.guarantee.migration": {}})),
+    ("guangzhou_issue12", gz.with_overrides({  # every mechanism of issue 12 switched on
+        "risk.obsolescence.severity": 0.5, "risk.default.recovery_global_loading": 0.6,
+        "structure.tranches.1.interest_on_deferred": True, "structure.tranches.1.coupon": 0.06,
+        "structure.payment_commitment.reimbursed": True, "structure.payment_commitment.claim_rate": 0.05,
+        "structure.liquidity_facility": {"provider": "bank", "pd_annual": 0.01, "loading": 0.3,
+                                         "cap_amount": 5_000_000.0, "claim_rate": 0.04, "covers": ["senior"]},
+        "structure.oc_test": {"obsolescence": "expected"},
+        "structure.clean_up_call": {"fraction": 0.1},
+        "structure.triggers": [
+            {"name": "dscr50", "metric": "dscr", "threshold": 1.4, "effect": "trap", "trap_fraction": 0.5,
+             "curable": True},
+            {"name": "oc", "metric": "oc", "threshold": 1.05, "effect": "trap", "curable": True},
+            {"name": "icr", "metric": "icr", "threshold": 1.1, "effect": "early_amortisation",
+             "consecutive_periods": 2},
+            {"name": "cdr", "metric": "cumulative_default_rate", "threshold": 0.1, "effect": "accelerate"}],
+    })),
 ]
 PATHS = 24
 """

@@ -17,7 +17,10 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 
 
 @st.composite
-def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
+def deals(draw, sequential_only=False, with_triggers=True, recovery=True, features=False, coverage_triggers=True):
+    """Random deals; ``features`` switches on issue 12's mechanisms at random (interest on deferred
+    interest, reimbursed providers, a liquidity facility, partial traps and the new trigger metrics
+    and effects, a clean-up call, systematic recovery)."""
     ppy = draw(st.sampled_from([1, 2, 4, 12]))
     periods = draw(st.integers(1, 16))
     n_lic = draw(st.integers(1, 6))
@@ -54,26 +57,47 @@ def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
             t["amortisation"] = mode
         if mode == "bullet":
             t["maturity_period"] = draw(st.integers(1, periods))
+        if features:
+            t["interest_on_deferred"] = draw(st.booleans())
         tranches.append(t)
     names = [t["name"] for t in tranches]
     structure = {"tranches": tranches,
                  "fees": {"fixed_per_period": draw(st.floats(0.0, 20.0)), "bps_annual": draw(st.floats(0.0, 100.0))},
                  "reserve": {"initial_amount": draw(st.floats(0.0, 200.0)),
                              "target_fraction": draw(st.floats(0.0, 0.2))}}
+    effects = ["sequential", "trap", "accelerate"] + (["early_amortisation"] if features else [])
     if with_triggers and draw(st.booleans()):
         structure["triggers"] = [
             {"name": "cdr", "metric": "cumulative_default_rate", "threshold": draw(st.floats(0.0, 0.5)),
-             "effect": draw(st.sampled_from(["sequential", "trap", "accelerate"]))},
-            {"name": "dscr", "metric": "dscr", "threshold": draw(st.floats(0.5, 3.0)),
-             "effect": draw(st.sampled_from(["sequential", "trap", "accelerate"])),
-             "curable": draw(st.booleans()), "consecutive_periods": draw(st.integers(1, 3))}]
+             "effect": draw(st.sampled_from(effects))}]
+        if coverage_triggers:
+            structure["triggers"].append(
+                {"name": "dscr", "metric": draw(st.sampled_from(["dscr", "icr", "oc"])) if features else "dscr",
+                 "threshold": draw(st.floats(0.5, 3.0)), "effect": draw(st.sampled_from(effects)),
+                 "curable": draw(st.booleans()), "consecutive_periods": draw(st.integers(1, 3))})
+        if features and coverage_triggers:
+            structure["triggers"].append({"name": "trap_part", "metric": draw(st.sampled_from(["dscr", "icr", "oc"])),
+                                          "threshold": draw(st.floats(0.5, 3.0)), "effect": "trap",
+                                          "trap_fraction": draw(st.floats(0.01, 1.0)), "curable": True})
+            structure["oc_test"] = {"obsolescence": draw(st.sampled_from(["none", "expected"]))}
     if draw(st.booleans()):
         structure["payment_commitment"] = {"provider": "c", "pd_annual": draw(st.floats(0.0, 0.3)),
                                            "loading": draw(st.floats(-0.9, 0.9)), "covers": names[:1],
                                            "cap_amount": draw(st.floats(0.0, 2_000.0))}
+        if features:
+            structure["payment_commitment"].update(reimbursed=draw(st.booleans()), claim_rate=draw(st.floats(0, 0.2)))
     if draw(st.booleans()):
         structure["guarantee"] = {"provider": "g", "pd_annual": draw(st.floats(0.0, 0.3)),
                                   "loading": draw(st.floats(-0.9, 0.9)), "covers": names}
+        if features:
+            structure["guarantee"].update(reimbursed=draw(st.booleans()), claim_rate=draw(st.floats(0, 0.2)))
+    if features and draw(st.booleans()):
+        structure["liquidity_facility"] = {"provider": "l", "pd_annual": draw(st.floats(0.0, 0.3)),
+                                           "loading": draw(st.floats(-0.9, 0.9)), "covers": names[:1],
+                                           "cap_amount": draw(st.floats(0.0, 500.0)),
+                                           "claim_rate": draw(st.floats(0.0, 0.2))}
+    if features and draw(st.booleans()):
+        structure["clean_up_call"] = {"fraction": draw(st.floats(0.01, 0.5))}
     risk = {
         "default": {"copula": draw(st.sampled_from(["gaussian", "student_t"])), "dof": draw(st.floats(2.0, 30.0)),
                     "recovery_model": "fixed", "relicense_lag_periods": draw(st.integers(1, 4)),
@@ -92,6 +116,11 @@ def deals(draw, sequential_only=False, with_triggers=True, recovery=True):
     if not recovery:
         for lic in licences:
             lic.pop("recovery")
+    if features and recovery and draw(st.booleans()):
+        for lic in licences:
+            lic["recovery"] = draw(st.floats(0.05, 0.95))
+        risk["default"].update(recovery_model="beta", recovery_stdev=0.04,
+                               recovery_global_loading=draw(st.floats(-0.95, 0.95)))
     return {"deal": {"name": "random", "periods_per_year": ppy, "term_years": periods / ppy,
                      "discount_rate": draw(st.floats(0.0, 0.1))},
             "pool": {"licences": licences}, "risk": risk, "structure": structure,
@@ -110,28 +139,41 @@ def _columns(plan):
 
 
 @SETTINGS
-@given(deals())
+@given(deals(features=True))
 def test_cash_is_conserved_every_period(d):
+    """collections + reserve drawn + every provider's draws = fees + interest + principal +
+    residual + repayments of provider claims (liquidity facility included), every period."""
     sc = se.Scenario.from_dict(d)
     plan = compile_plan(sc)
     led, _ = ledgers(plan, sc.model.simulation.seed, np.arange(12))
     deal, tr = _columns(plan)
+    draws = sum(led[:, :, deal[f"{kind}_draw_amount"]] for kind in k.PROVIDER_KINDS)
+    repaid = sum(led[:, :, deal[f"{kind}_reimbursed_amount"]] for kind in k.PROVIDER_KINDS)
     inflow = (led[:, :, deal["collections_amount"]] + led[:, :, deal["reserve_start_amount"]]
-              - led[:, :, deal["reserve_end_amount"]] + led[:, :, deal["commitment_draw_amount"]]
-              + led[:, :, deal["guarantee_draw_amount"]])
+              - led[:, :, deal["reserve_end_amount"]] + draws)
     outflow = (led[:, :, deal["fees_paid_amount"]] + led[:, :, tr("interest_paid_amount")].sum(axis=2)
-               + led[:, :, tr("principal_paid_amount")].sum(axis=2) + led[:, :, deal["residual_amount"]])
+               + led[:, :, tr("principal_paid_amount")].sum(axis=2) + led[:, :, deal["residual_amount"]] + repaid)
     scale = 1.0 + sum(t["balance"] for t in d["structure"]["tranches"])
     np.testing.assert_allclose(inflow, outflow, atol=1e-9 * scale, rtol=0)
     assert (led[:, :, deal["residual_amount"]] >= -1e-9 * scale).all()
     assert (led[:, :, deal["reserve_end_amount"]] >= -1e-9 * scale).all()
-    # per-tranche draws add up to the deal-level draws
-    np.testing.assert_allclose(led[:, :, tr("commitment_draw_amount")].sum(axis=2),
-                               led[:, :, deal["commitment_draw_amount"]], atol=1e-9 * scale)
+    # per-tranche draws add up to the deal-level draws (a liquidity facility's also pay fees)
+    for kind in ("commitment", "guarantee"):
+        np.testing.assert_allclose(led[:, :, tr(f"{kind}_draw_amount")].sum(axis=2),
+                                   led[:, :, deal[f"{kind}_draw_amount"]], atol=1e-9 * scale)
+    assert (led[:, :, tr("liquidity_draw_amount")].sum(axis=2)
+            <= led[:, :, deal["liquidity_draw_amount"]] + 1e-9 * scale).all()
+    # claims: never negative; a liquidity facility's within its limit (plus the interest it accrues)
+    for kind in k.PROVIDER_KINDS:
+        assert (led[:, :, deal[f"{kind}_claim_amount"]] >= -1e-9 * scale).all()
+    if "liquidity_facility" in d["structure"]:
+        limit = d["structure"]["liquidity_facility"]["cap_amount"]
+        rate = 1 + d["structure"]["liquidity_facility"]["claim_rate"] / d["deal"]["periods_per_year"]
+        assert (led[:, :, deal["liquidity_claim_amount"]] <= limit * rate ** 16 + 1e-9 * scale).all()
 
 
 @SETTINGS
-@given(deals())
+@given(deals(features=True))
 def test_losses_are_fractions(d):
     sc = se.Scenario.from_dict(d)
     out = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64)
@@ -139,20 +181,25 @@ def test_losses_are_fractions(d):
     loss = t[..., k.T_LOSS]
     assert (loss >= 0).all() and (loss <= 1 + 1e-12).all()
     # PV loss adds unpaid interest, so it is bounded by principal plus a whole term of coupons
+    # (compounded, where interest on deferred interest accrues)
     term = d["deal"]["term_years"]
-    cap = 1 + np.array([tr["coupon"] for tr in d["structure"]["tranches"]]) * term
+    ppy = d["deal"]["periods_per_year"]
+    cap = np.array([(1 + tr["coupon"] / ppy) ** (term * ppy) if tr.get("interest_on_deferred")
+                    else 1 + tr["coupon"] * term for tr in d["structure"]["tranches"]])
     assert (t[..., k.T_PV_LOSS] >= 0).all() and (t[..., k.T_PV_LOSS] <= cap + 1e-12).all()
     assert (out.weights == 1.0).all()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(deals(sequential_only=True))
+@given(deals(sequential_only=True, coverage_triggers=False))
 def test_enhancement_never_hurts_a_sequential_tranche(d):
     """With sequential principal every unit a provider pays reaches the notes in seniority order.
 
     Not true of every structure: a bullet tranche above an amortising junior, with a reserve
     sized on outstanding notes, can lose from the enhancement of a tranche above it
-    (test_waterfall_deterministic.test_enhancement_can_hurt_a_bullet_tranche, by hand).
+    (test_waterfall_deterministic.test_enhancement_can_hurt_a_bullet_tranche, by hand); nor with a
+    coverage trigger, which a provider's payment can keep from firing
+    (test_waterfall_deterministic.test_enhancement_can_keep_a_coverage_trigger_from_firing).
     """
     sc = se.Scenario.from_dict(d)
     t = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64).tranche
@@ -203,3 +250,55 @@ def test_default_period_search_equals_the_definition(steps, k_obs, mult, fractio
     reached = np.nonzero(H >= need)[0]
     expected = int(reached[0]) if reached.size else T
     assert first_period_reaching(clock, 0, k_obs, base, mult, need) == expected
+
+
+@SETTINGS
+@given(deals(features=True), st.booleans())
+def test_a_provider_with_pd_0_and_no_cap_makes_its_tranches_lose_nothing(d, reimbursed):
+    """A guarantor that cannot default and has no cap, covering every tranche: no enhanced loss,
+    whatever else the deal does (reimbursed providers, a liquidity facility, triggers, a call)."""
+    names = [t["name"] for t in d["structure"]["tranches"]]
+    d["structure"]["guarantee"] = {"provider": "g", "pd_annual": 0.0, "covers": names, "reimbursed": reimbursed}
+    sc = se.Scenario.from_dict(d)
+    t = run_chunk(compile_plan(sc), sc.model.simulation.seed, 0, 64).tranche
+    assert (t[:, k.BASIS_ENHANCED, :, k.T_LOSS] == 0.0).all()
+
+
+@st.composite
+def reimbursed_deals(draw):
+    """Sequential deals whose provider claims are repaid at one step of a custom waterfall: after
+    the fees, after all interest or after all principal (where the notes take every unit first)."""
+    d = draw(deals(sequential_only=True, with_triggers=False, features=True))
+    st_ = d["structure"]
+    names = [t["name"] for t in st_["tranches"]]
+    st_["guarantee"] = {"provider": "g", "pd_annual": draw(st.floats(0.0, 0.3)), "covers": names,
+                        "cap_amount": draw(st.floats(0.0, 3_000.0)), "reimbursed": True,
+                        "claim_rate": draw(st.floats(0.0, 0.2))}
+    st_.pop("clean_up_call", None)
+    position = draw(st.sampled_from(["fees", "interest", "principal"]))
+    steps = [{"step": "fees"}, {"step": "interest", "tranches": names}, {"step": "reserve"},
+             {"step": "principal", "tranches": names}, {"step": "residual"}]
+    at = {"fees": 1, "interest": 2, "principal": 4}[position]
+    st_["waterfall"] = steps[:at] + [{"step": "reimburse"}] + steps[at:]
+    return d, position
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reimbursed_deals())
+def test_a_claim_is_never_repaid_ahead_of_its_step(case):
+    """Wherever a provider is repaid, everything the waterfall puts before its step was paid in full:
+    the fees; then every tranche's interest; then (sequential notes) every note."""
+    d, position = case
+    sc = se.Scenario.from_dict(d)
+    plan = compile_plan(sc)
+    led, _ = ledgers(plan, sc.model.simulation.seed, np.arange(16))
+    deal, tr = _columns(plan)
+    scale = 1.0 + sum(t["balance"] for t in d["structure"]["tranches"])
+    repaid = sum(led[:, :, deal[f"{kind}_reimbursed_amount"]] for kind in k.PROVIDER_KINDS) > 0
+    tol = 1e-9 * scale
+    assert (led[:, :, deal["fees_paid_amount"]] >= led[:, :, deal["fees_due_amount"]] - tol)[repaid].all()
+    if position in ("interest", "principal"):
+        short = led[:, :, tr("interest_due_amount")] - led[:, :, tr("interest_paid_amount")]
+        assert (short.max(axis=2) <= tol)[repaid].all()
+    if position == "principal":
+        assert (led[:, :, tr("balance_amount")].max(axis=2) <= tol)[repaid].all()

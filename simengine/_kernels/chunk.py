@@ -15,6 +15,7 @@ from .._layout import (
     BASIS_ENHANCED,
     BASIS_STANDALONE,
     N_FLAGS,
+    N_PATH_OUT,
     N_TRANCHE_OUT,
     P_CHI2,
     P_COLLECTIONS,
@@ -88,8 +89,10 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     record = ledgers.shape[0] > 0
     pool_scratch = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
                     scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
-                    scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot])
+                    scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
+                    scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
     count_diff = scratch.count_diff[slot]
+    oc_value = scratch.oc_value[slot]
     collections = scratch.collections[slot]
     cdr = scratch.cdr[slot]
     provider_period = scratch.provider_period[slot]
@@ -126,13 +129,13 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
             if basis == BASIS_STANDALONE and not asked:
                 break
             rec = record and basis == BASIS_ENHANCED
-            waterfall_path_inline(wp, collections, cdr, provider_period, basis == BASIS_ENHANCED, balance, carry,
-                                  state, res[basis], trig[basis], flags[basis], ledgers[q] if rec else no_ledger,
-                                  rec)
+            waterfall_path_inline(wp, collections, cdr, oc_value, provider_period, basis == BASIS_ENHANCED, balance,
+                                  carry, state, res[basis], trig[basis], flags[basis],
+                                  ledgers[q] if rec else no_ledger, rec)
             for c in range(N_FLAGS):
                 if flags[BASIS_ENHANCED, c] != 0.0:
                     asked = True
-        for c in range(N_FLAGS):
+        for c in range(N_PATH_OUT):
             flag_out[i, c] = flags[BASIS_ENHANCED, c]
         for c in range(n_trig):
             trig_out[i, c] = trig[BASIS_ENHANCED, c]

@@ -29,8 +29,67 @@ from ..rng import (
     stream_key,
     uniform_at,
 )
-from .distributions import upper_tail_normal, upper_tail_t
+from .distributions import beta_quantile, upper_tail_normal, upper_tail_t
 from .hazard import first_period_exceeding, first_period_reaching, screen_index
+
+
+@jit  # a call (not inlined): it runs only for deals with an OC trigger, and inlining twice costs compile time
+def oc_add_licence(oc_sched, oc_lost, b, base, weight, royalty, start, last, stop):
+    """Licence terms in the collateral recursion of base ``b``: its royalty while it pays its
+    licensee (``start .. min(stop, last + 1) - 1``), and the value of what remains of its schedule
+    at ``stop`` (its default or invalidation period), which leaves the collateral then."""
+    amount = weight * royalty
+    if amount == 0.0:
+        return
+    end = min(stop, last + 1)
+    if start < end:
+        oc_sched[b, start] += amount
+        oc_sched[b, end] -= amount
+    if 1 <= stop <= last:
+        first = max(stop, start)
+        n = last - first + 1
+        if base == 1.0:
+            value = float(n)
+        else:
+            # math.pow on floats: the C library's pow in numba and in Python alike (an integer power
+            # would be repeated multiplication in numba, not bit-equal to its Python twin)
+            value = math.pow(base, float(first - stop + 1)) * (1.0 - math.pow(base, float(n))) / (1.0 - base)
+        oc_lost[b, stop] += amount * value
+
+
+@jit  # a call (only for defaulted licences with beta recoveries and a loading): keeps the path kernel small
+def systematic_recovery(sk_rec, i, z_global, sign, loading, a, b):
+    """Licence i's systematic beta recovery: the Beta(a, b) quantile of Phi(loading G + sqrt(1 -
+    loading^2) e), G the global factor and e the licence's recovery normal (negated on an
+    antithetic path, ``sign`` = -1)."""
+    y = loading * z_global + math.sqrt(1.0 - loading * loading) * sign * normal_at(sk_rec, 2 * i)
+    return beta_quantile(upper_tail_normal(-y), a, b)
+
+
+@jit  # a call, once a path, only for a deal with an OC trigger
+def collateral_values(bases, base_technology, obs_period, oc_sched, oc_lost, oc_value):
+    """The OC collateral value at the start of each period from the difference arrays of
+    :func:`oc_add_licence`: W(p) = base (scheduled(p) + W(p + 1) + lost(p + 1)), backwards from
+    W(periods) = 0, per base; the base of technology k counts while k is not yet obsolete. Leaves
+    ``oc_sched`` and ``oc_lost`` zero."""
+    T = oc_value.shape[0]
+    for ob in range(oc_sched.shape[0]):
+        acc = 0.0
+        for t in range(T):
+            acc += oc_sched[ob, t]
+            oc_sched[ob, t] = acc
+        oc_sched[ob, T] = 0.0
+        k = base_technology[ob]
+        value = 0.0
+        for p in range(T - 1, -1, -1):
+            value = bases[ob] * (oc_sched[ob, p] + value + oc_lost[ob, p + 1])
+            oc_sched[ob, p] = 0.0
+            oc_lost[ob, p + 1] = 0.0
+            if ob == 0:
+                oc_value[p] = value
+            elif p < obs_period[k]:  # technology k not yet obsolete: its expected severity part
+                oc_value[p] += value
+        oc_lost[ob, 0] = 0.0
 
 
 @jit
@@ -64,6 +123,9 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
         licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
         group_diff : ndarray(float64), shape (groups, periods + 1)   zero on entry, left zero
         cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)
+        oc_sched, oc_lost : ndarray(float64), shape (OC bases, periods + 1)   zero on entry, left zero
+        oc_value : ndarray(float64), shape (periods,)   out, with an OC trigger: the collateral value
+            at the start of each period (see :func:`simengine.plan.pool.oc_arrays`)
     collections : ndarray(float64), shape (periods,)       out: royalties collected per period
     cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
     provider_period : ndarray(int64), shape (providers,)   out: provider default periods
@@ -73,10 +135,11 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
     -------
     (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
     ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
-    cumulative default fraction by count is left in ``count_diff[:periods]``.
+    cumulative default fraction by count is left in ``count_diff[:periods]``, the OC collateral value
+    in ``oc_value``.
     """
     (g_global, factors, demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff,
-     count_diff) = scratch
+     count_diff, oc_sched, oc_lost, oc_value) = scratch
     T = pp.periods
     dt = pp.dt_years
     flip = antithetic and (path & 1) == 1
@@ -183,7 +246,9 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
                 screen[j, k] = m
     for i in range(n_ls):
         period = T
-        if pp.default_on:
+        if pp.default_on and pp.licensee_forced_default[i] >= 0:  # a stress or a hand computation
+            period = pp.licensee_forced_default[i]
+        elif pp.default_on:
             latent = (pp.licensee_load_global * factors[0]
                       + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
                       + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
@@ -239,24 +304,53 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
                 n_invalidated += 1
         stop = min(last + 1, min(tau, inval))
         amount = pp.licence_royalty[i]
+        if pp.oc_on:
+            k = pp.licence_technology[i]
+            paying = min(tau, inval)
+            oc_add_licence(oc_sched, oc_lost, 0, pp.oc_base[0], pp.licence_oc_weight[i], amount, start, last, paying)
+            ob = pp.technology_oc_base[k]
+            if ob > 0:
+                oc_add_licence(oc_sched, oc_lost, ob, pp.oc_base[ob], pp.technology_oc_weight[k], amount, start, last,
+                               paying)
         if start < stop:
             group_diff[g, start] += amount
             group_diff[g, stop] -= amount
         if tau <= last:
             cdr_diff[tau] += pp.licence_scheduled_amount[i]
-            # re-licensing: recovers nothing once the IP is obsolete, expired or invalidated
+            # re-licensing, from the lag to expiry, invalidation or the licence end; after
+            # obsolescence it earns (1 - severity) of its terms (a running re-licence through its
+            # royalty group, like the licence), nothing once the technology is wholly obsolete
+            t_obs = obs_period[pp.licence_technology[i]]
+            kept = 1.0 - pp.obsolescence_severity[pp.licence_technology[i]]
             r_start = max(tau + pp.relicense_lag, start)
-            r_stop = min(last + 1, min(inval, obs_period[pp.licence_technology[i]]))
+            r_end = min(last + 1, inval)
+            r_last = r_end if kept > 0.0 else min(r_end, t_obs)
             rec = pp.licence_recovery[i]
-            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_stop:  # addressed: skipping is free
+            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_last:  # addressed: skipping is free
                 s2 = pp.recovery_stdev * pp.recovery_stdev
                 conc = rec * (1.0 - rec) / s2 - 1.0
-                ga = gamma_at(sk_rec, 2 * i, rec * conc)
-                gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
-                rec = ga / (ga + gb)
-            if rec > 0.0 and r_start < r_stop:
-                group_diff[g, r_start] += rec * amount
-                group_diff[g, r_stop] -= rec * amount
+                if pp.recovery_loading != 0.0:
+                    rec = systematic_recovery(sk_rec, i, z_global, sign, pp.recovery_loading, rec * conc,
+                                              (1.0 - rec) * conc)
+                else:
+                    ga = gamma_at(sk_rec, 2 * i, rec * conc)
+                    gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
+                    rec = ga / (ga + gb)
+            if rec > 0.0 and r_start < r_last:
+                v = rec * amount
+                if pp.group_running[g] or t_obs >= r_end or kept == 1.0:
+                    group_diff[g, r_start] += v
+                    group_diff[g, r_last] -= v
+                elif t_obs <= r_start:  # a fixed re-licence of an obsolete technology
+                    group_diff[g, r_start] += v * kept
+                    group_diff[g, r_end] -= v * kept
+                else:  # a fixed re-licence that obsolescence cuts from t_obs on
+                    group_diff[g, r_start] += v
+                    if kept > 0.0:
+                        group_diff[g, t_obs] -= v * (1.0 - kept)
+                        group_diff[g, r_end] -= v * kept
+                    else:
+                        group_diff[g, t_obs] -= v
 
     for t in range(T):
         collections[t] = 0.0
@@ -284,6 +378,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
                 group_diff[g, t] = 0.0
                 collections[t] += running_amount
         group_diff[g, T] = 0.0
+    if pp.oc_on:
+        collateral_values(pp.oc_base, pp.oc_base_technology, obs_period, oc_sched, oc_lost, oc_value)
     acc = 0.0
     cnt = 0.0
     for t in range(T):

@@ -13,6 +13,7 @@ from .._kernels import chunk as kernels
 from .._layout import (
     BASIS_ENHANCED,
     BASIS_STANDALONE,
+    CLAIMS,
     FLAGS,
     P_CHI2,
     P_COLLECTIONS,
@@ -25,6 +26,8 @@ from .._layout import (
     T_FIRST_SHORTFALL,
     TRANCHE_DRAWS,
     TRANCHE_OUT,
+    W_CALL_PERIOD,
+    W_UNREIMBURSED,
     ChunkOutputs,
     Scratch,
     allocate_chunk,
@@ -44,7 +47,7 @@ def scratch_for(plan: Plan, slots: int) -> Scratch:
     return allocate_scratch(slots, plan.periods, pp.factor_root.shape[0], len(pp.demand_drift_annual),
                             len(pp.obsolescence_hazard_annual), len(pp.licensee_hazard_annual),
                             len(pp.group_running), len(pp.provider_hazard_annual), len(plan.tranche_names),
-                            len(plan.trigger_names))
+                            len(plan.trigger_names), pp.oc_base.shape[0])
 
 
 def provider_shifts(plan: Plan, sampling: Sampling) -> np.ndarray:
@@ -156,6 +159,10 @@ def chunk_tables(plan: Plan, first_path: int, out: ChunkOutputs) -> tuple[pa.Tab
             kind = PROVIDER_KINDS[plan.waterfall.provider_kind[j]]
             cols[f"{kind}_worst_grade"] = pa.DictionaryArray.from_arrays(
                 pa.array(out.provider[:, j, PR_WORST_GRADE].astype(np.int32)), pa.array(list(labels)))
+    for c, name in enumerate(CLAIMS):
+        cols[name] = out.flags[:, W_UNREIMBURSED + c]
+    call = out.flags[:, W_CALL_PERIOD]
+    cols["call_period"] = pa.array(call.astype(np.int32), mask=call < 0)
     pp = pa.table(cols)
     flat = pa.array(out.cum_default.reshape(-1), type=pa.float32())
     offsets = pa.array(np.arange(0, (n + 1) * T, T, dtype=np.int32))

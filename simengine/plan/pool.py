@@ -22,6 +22,7 @@ PoolPlan = namedtuple("PoolPlan", [
     # deterministic stresses: a licensee defaults by this period at the latest (-1: no stress);
     # licensee_forced_any is False when no licensee is forced (the kernel then skips the check)
     "licensee_forced_period", "licensee_forced_any",
+    "licensee_forced_default",  # forced default period (0-based), -1 = none
     # survivor screen: latent above survival_threshold[class, m] cannot default by legal final
     # when the cumulative hazard is at most threshold_h0 * exp(m * threshold_log_ratio)
     "licensee_hazard_class", "survival_threshold", "threshold_h0", "threshold_log_ratio",
@@ -35,9 +36,14 @@ PoolPlan = namedtuple("PoolPlan", [
     "licence_licensee", "licence_royalty", "licence_group", "licence_technology",
     "licence_start", "licence_last", "licence_recovery", "licence_invalidation_hazard_annual",
     "licence_scheduled_amount", "licence_invalidation_u_max", "recovery_beta", "recovery_stdev", "relicense_lag",
+    "recovery_loading",  # beta recoveries: loading of their Gaussian copula on the global factor
     # royalty groups, shape (groups,): group 0 holds fixed royalties (multiplier 1)
     "group_running", "industry_running", "group_industry", "group_technology", "group_floor_ratio",
     "scheduled_total",
+    # collateral value of the OC test (plan.pool.oc_arrays): bases of the discount recursion, shape
+    # (bases,); base 0 discounts at the deal's rate, base 1 + k at that rate times technology k's
+    # per-period survival (expected obsolescence), dropped once k is obsolete on the path
+    "oc_on", "oc_base", "oc_base_technology", "licence_oc_weight", "technology_oc_base", "technology_oc_weight",
     # providers, one row each (see plan.providers), shape (providers,)
     "provider_stream", "provider_hazard_annual", "provider_loading",
     # provider credit migration (plan.providers.migration_arrays)
@@ -130,6 +136,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
     ls_ind_f = np.empty(n_ls, np.int64)
     ls_reg_f = np.empty(n_ls, np.int64)
     ls_idio = np.empty(n_ls)
+    ls_forced = np.full(n_ls, -1, np.int64)
     for k, n in enumerate(names):
         l = first[n]
         ls_hazard[k] = hazard(l.credit_pd_annual * sc.model.risk.default.pd_multiplier)
@@ -137,6 +144,8 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         ls_tech[k] = tech_ix[l.technology]
         ls_ind_f[k] = 1 + ind_ix[l.industry]
         ls_reg_f[k] = 1 + len(industries) + reg_ix[l.region]
+        if l.default_period is not None:
+            ls_forced[k] = l.default_period - 1
         w = np.zeros(n_factors)
         w[0] += a_g
         w[ls_ind_f[k]] += a_i
@@ -185,7 +194,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         lic["tech"][i] = tech_ix[l.technology]
         lic["start"][i] = l.start_period - 1
         last = (l.end_period or T) - 1
-        if legal.enabled and l.expiry_period is not None:
+        if l.expiry_period is not None:  # a contract fact: risk.legal switches invalidation only
             last = min(last, l.expiry_period - 1)
         lic["last"][i] = last
         roy[i] = l.royalty
@@ -223,6 +232,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         licensee_load_global=a_g, licensee_load_industry=a_i, licensee_load_region=a_r,
         licensee_industry_factor=ls_ind_f, licensee_region_factor=ls_reg_f, licensee_idio=ls_idio,
         licensee_forced_period=forced, licensee_forced_any=bool((forced >= 0).any()),
+        licensee_forced_default=ls_forced,
         obsolescence_hazard_annual=ob_h, obsolescence_severity=ob_sev, obsolescence_multiplier=ob_mult,
         obsolescence_forced_period=ob_forced, obsolescence_loading=float(ob.global_loading),
         demand_drift_annual=dm["drift"], demand_vol_annual=dm["vol"], demand_reversion_annual=dm["rev"],
@@ -237,9 +247,11 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
         licence_invalidation_u_max=np.minimum(1.0, -np.expm1(-inval * dt * T) * (1 + 1e-9) + 1e-15),
         recovery_beta=dflt.recovery_model == "beta" and dflt.recovery_stdev > 0,
         recovery_stdev=float(dflt.recovery_stdev), relicense_lag=int(dflt.relicense_lag_periods),
+        recovery_loading=float(dflt.recovery_global_loading),
         group_running=g_running, industry_running=np.isin(np.arange(n_ind), g_ind[g_running]),
         group_industry=g_ind, group_technology=g_tech, group_floor_ratio=g_floor,
         scheduled_total=float(sched.sum()),
+        **oc_arrays(sc, lic["tech"], ob_h, ob_sev, technologies),
         provider_stream=np.array([row.stream for row in providers], np.int64),
         provider_hazard_annual=np.array([hazard(row.pd_annual) for row in providers], float),
         provider_loading=np.array([row.loading for row in providers], float),
@@ -284,6 +296,44 @@ def expected_path(pool: PoolPlan) -> PoolPlan:
         licence_invalidation_hazard_annual=np.zeros_like(pool.licence_invalidation_hazard_annual),
         licence_invalidation_u_max=np.zeros_like(pool.licence_invalidation_u_max), recovery_beta=False,
         provider_hazard_annual=np.zeros_like(pool.provider_hazard_annual))
+
+
+def oc_arrays(sc: Scenario, licence_technology: np.ndarray, obsolescence_hazard: np.ndarray,
+              obsolescence_severity: np.ndarray, technologies: tuple) -> dict:
+    """The plan's arrays for the over-collateralisation metric (computed only for a deal with an
+    ``oc`` trigger).
+
+    The collateral value at period p is the present value, at the OC test's discount rate, of the
+    scheduled royalties from p on of the licences still paying their licensee. With
+    ``structure.oc_test.obsolescence = "expected"`` a royalty of technology k due j periods ahead
+    is weighted by ``1 - severity_k (1 - q_k^j)``, q_k = exp(-hazard_k dt) the chance of one more
+    period without obsolescence, and by ``1 - severity_k`` once k is obsolete on the path: so the
+    value splits into a base-d recursion with weight 1 - severity_k and a base d q_k one with
+    weight severity_k (d the per-period discount factor).
+    """
+    m = sc.model
+    ppy = m.deal.periods_per_year
+    st = m.structure
+    on = any(t.metric == "oc" for t in st.triggers)
+    rate = st.oc_test.discount_rate if st.oc_test.discount_rate is not None else m.deal.discount_rate
+    d = (1.0 + rate) ** (-1.0 / ppy)
+    n_tech = len(technologies)
+    tech_base = np.full(n_tech, -1, np.int64)
+    tech_weight = np.zeros(n_tech)
+    bases, base_tech = [d], [-1]
+    lic_weight = np.ones(len(licence_technology))
+    if on and st.oc_test.obsolescence == "expected" and m.risk.obsolescence.enabled:
+        for k in range(n_tech):
+            if obsolescence_severity[k] > 0.0:
+                tech_base[k] = len(bases)
+                tech_weight[k] = obsolescence_severity[k]
+                bases.append(d * math.exp(-obsolescence_hazard[k] / ppy))
+                base_tech.append(k)
+        lic_weight = 1.0 - obsolescence_severity[licence_technology]
+    if not on:
+        bases, base_tech = [], []
+    return {"oc_on": on, "oc_base": np.array(bases, float), "oc_base_technology": np.array(base_tech, np.int64),
+            "licence_oc_weight": lic_weight, "technology_oc_base": tech_base, "technology_oc_weight": tech_weight}
 
 
 def demand_hazard_adjust(dm: dict, T: int, dt: float) -> np.ndarray:

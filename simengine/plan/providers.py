@@ -2,7 +2,9 @@
 
 The kernels loop over rows, so a deal may have any number of providers; a row's kind (an index
 into :data:`simengine._layout.PROVIDER_KINDS`) names the output columns its draws go to. Rows are
-in kind order, which is the order providers are asked to cover a shortfall.
+in :data:`simengine._layout.ASK_ORDER` of their kinds (the liquidity facility first, then
+commitments, then guarantees; the scenario's sections before its ``[[structure.providers]]`` rows
+of the same kind), which is the order providers are asked to cover a shortfall.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._layout import PROVIDER_KINDS
+from .._layout import ASK_ORDER, K_LIQUIDITY, N_PROVIDER_KINDS, PROVIDER_KINDS
 from ..ratings import provider_grade
 from ..scenario import Scenario
 
-# the scenario section of each provider kind (structure.<section>)
-KIND_SECTIONS = {"commitment": "payment_commitment", "guarantee": "guarantee"}
+# the scenario section of each provider kind (structure.<section>); a section's provider is named
+# by its section in reimburse steps
+KIND_SECTIONS = {"commitment": "payment_commitment", "guarantee": "guarantee", "liquidity": "liquidity_facility"}
 
 
 class ProviderRow(NamedTuple):
@@ -29,28 +32,45 @@ class ProviderRow(NamedTuple):
     loading: float
     cap_amount: float  # inf: no cap
     covers: tuple[str, ...]
+    name: str = ""
     grade: str = ""  # S&P letter grade at closing (simengine.ratings.provider_grade)
     migration: tuple | None = None  # (grades best first, one-year rows: grades then default, initial index)
+    reimbursed: bool = False  # draws become a claim repaid by the waterfall's reimburse steps
+    claim_rate: float = 0.0  # annual interest on the claim
+
+    @property
+    def is_liquidity(self) -> bool:
+        """A liquidity facility: advances fees and interest, always reimbursed, its limit revolving."""
+        return self.kind == K_LIQUIDITY
 
 
 def provider_rows(sc: Scenario) -> list[ProviderRow]:
     """The scenario's providers, in the order they are asked.
 
-    A provider's random stream index is its kind's index, so that a deal's commitment provider
-    draws the same latent variable with or without a guarantor beside it.
+    A section provider's random stream index is its kind's index, so that a deal's commitment
+    provider draws the same latent variable with or without a guarantor beside it; the i-th row of
+    ``[[structure.providers]]`` draws at stream ``N_PROVIDER_KINDS + i``.
     """
-    rows = []
+    st = sc.model.structure
+    found = []
     for kind, name in enumerate(PROVIDER_KINDS):
-        p = getattr(sc.model.structure, KIND_SECTIONS[name])
-        if p is None:
-            continue
+        p = getattr(st, KIND_SECTIONS[name])
+        if p is not None:
+            found.append((ASK_ORDER.index(name), 0, kind, kind, KIND_SECTIONS[name], p))
+    for i, p in enumerate(st.providers):
+        kind = PROVIDER_KINDS.index(p.kind)
+        found.append((ASK_ORDER.index(p.kind), 1 + i, kind, N_PROVIDER_KINDS + i, p.name, p))
+    rows = []
+    for _, _, kind, stream, name, p in sorted(found, key=lambda x: (x[0], x[1])):
         cap = p.cap_amount if p.cap_amount is not None else math.inf
         migration = None
-        if p.migration is not None:
+        if getattr(p, "migration", None) is not None:
             grades, probs = p.migration.table()
             migration = (grades, probs, p.migration.initial_grade(p.rating))
-        rows.append(ProviderRow(kind, kind, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers),
-                                provider_grade(p.credit_pd_annual, p.rating), migration))
+        rows.append(ProviderRow(kind, stream, p.credit_pd_annual, float(p.loading), float(cap), tuple(p.covers),
+                                name=name, grade=provider_grade(p.credit_pd_annual, getattr(p, "rating", None)),
+                                migration=migration, reimbursed=bool(p.reimbursed or kind == K_LIQUIDITY),
+                                claim_rate=float(p.claim_rate)))
     return rows
 
 

@@ -9,25 +9,38 @@ import numpy as np
 
 from ..scenario import Scenario
 
-# waterfall opcodes: one inlined helper each in simengine._kernels.waterfall
-OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL = 0, 1, 2, 3, 4
+# waterfall opcodes: one inlined helper each in simengine._kernels.waterfall; a step's group is a
+# row of step_members: tranche indices, or provider rows for OP_REIMBURSE
+OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL, OP_REIMBURSE = 0, 1, 2, 3, 4, 5
 # amortisation modes
 AM_SEQUENTIAL, AM_PRO_RATA, AM_BULLET, AM_SCHEDULE = 0, 1, 2, 3
 # trigger metrics and effects
-TM_CDR, TM_DSCR = 0, 1
-TE_SEQUENTIAL, TE_TRAP, TE_ACCELERATE = 0, 1, 2
+TM_CDR, TM_DSCR, TM_ICR, TM_OC = 0, 1, 2, 3
+TRIGGER_METRICS = {"cumulative_default_rate": TM_CDR, "dscr": TM_DSCR, "icr": TM_ICR, "oc": TM_OC}
+TE_SEQUENTIAL, TE_TRAP, TE_ACCELERATE, TE_EARLY_AMORTISATION = 0, 1, 2, 3
+TRIGGER_EFFECTS = {"sequential": TE_SEQUENTIAL, "trap": TE_TRAP, "accelerate": TE_ACCELERATE,
+                   "early_amortisation": TE_EARLY_AMORTISATION}
+STEP_OPS = {"fees": OP_FEES, "interest": OP_INTEREST, "reserve": OP_RESERVE, "principal": OP_PRINCIPAL,
+            "residual": OP_RESIDUAL, "reimburse": OP_REIMBURSE}
 
 WaterfallPlan = namedtuple("WaterfallPlan", [
     "periods", "periods_per_year", "discount_factor",
     "tranche_balance", "tranche_coupon_per_period", "tranche_deferrable", "tranche_mode",
     "tranche_maturity", "tranche_schedule_target", "tranche_contract_target",
+    "tranche_interest_on_deferred",  # carried interest shortfalls accrue at the coupon
     "fee_fixed", "fee_rate_per_period",
     "reserve_initial", "reserve_target_amount", "reserve_target_fraction", "reserve_covers",
     "trigger_metric", "trigger_threshold", "trigger_effect", "trigger_curable", "trigger_consecutive",
+    "trigger_trap_fraction",  # share of the excess cash a trap holds (several traps: the largest)
+    "call_fraction",  # clean-up call when the notes are at most this share of the original (-1: none)
+    "oc_on",  # a trigger reads the OC metric (the pool kernel then values the collateral)
     "steps", "steps_accelerated", "step_members",
     # providers, one row each (see plan.providers): kind (index into _layout.PROVIDER_KINDS), cap
-    # (amount, inf = none), covers, shape (providers, tranches)
+    # (amount, inf = none), covers, shape (providers, tranches); reimbursed draws become a claim
+    # with interest per period; a revolving cap limits the claim outstanding (a liquidity facility),
+    # otherwise the draws so far; a liquidity facility covers fees and interest, never principal
     "provider_kind", "provider_cap", "provider_covers",
+    "provider_reimbursed", "provider_claim_rate_per_period", "provider_liquidity",
 ])
 
 
@@ -62,6 +75,8 @@ def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[
         contract[k, maturity[k]:] = 0.0
         schedule[k, T - 1] = contract[k, T - 1] = 0.0
 
+    iod = np.array([t.interest_on_deferred for t in tranches], np.bool_)
+
     res = st.reserve
     covers = np.zeros(n, np.bool_)
     for name in (res.covers if res.covers is not None else t_ix):
@@ -76,22 +91,46 @@ def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[
         members.append([t_ix[x] for x in names])
         return len(members) - 1
 
+    def provider_group(rows) -> int:
+        members.append(list(rows))
+        return len(members) - 1
+
+    # claims: the liquidity facility is repaid senior to interest, other reimbursed providers
+    # right after the interest of the tranches they cover (and before any principal)
+    liquidity = [j for j, row in enumerate(providers) if row.is_liquidity]
+    claimants = [j for j, row in enumerate(providers) if row.reimbursed and not row.is_liquidity]
+    p_ix = {row.name: j for j, row in enumerate(providers)}
     if st.waterfall is not None:
         steps = []
         for s in st.waterfall:
-            op = {"fees": OP_FEES, "interest": OP_INTEREST, "reserve": OP_RESERVE,
-                  "principal": OP_PRINCIPAL, "residual": OP_RESIDUAL}[s.step]
-            steps.append((op, group(s.tranches) if s.tranches else -1))
+            if s.step == "reimburse":
+                rows = [p_ix[x] for x in s.providers] if s.providers else liquidity + claimants
+                steps.append((OP_REIMBURSE, provider_group(rows)))
+            else:
+                steps.append((STEP_OPS[s.step], group(s.tranches) if s.tranches else -1))
     else:
         all_names = [t.name for t in tranches]
-        steps = [(OP_FEES, -1), (OP_INTEREST, group(all_names)), (OP_RESERVE, -1),
-                 (OP_PRINCIPAL, group(all_names)), (OP_RESIDUAL, -1)]
-    # acceleration: each tranche's interest then principal, in seniority order; reserve released
+        steps = [(OP_FEES, -1)]
+        if liquidity:
+            steps.append((OP_REIMBURSE, provider_group(liquidity)))
+        steps.append((OP_INTEREST, group(all_names)))
+        if claimants:
+            steps.append((OP_REIMBURSE, provider_group(claimants)))
+        steps += [(OP_RESERVE, -1), (OP_PRINCIPAL, group(all_names)), (OP_RESIDUAL, -1)]
+    # acceleration: each tranche's interest then principal, in seniority order; reserve released;
+    # a claim is repaid after the interest of the most junior tranche its provider covers
     accel = [(OP_FEES, -1)]
-    for t in tranches:
-        accel += [(OP_INTEREST, group([t.name])), (OP_PRINCIPAL, group([t.name]))]
+    if liquidity:
+        accel.append((OP_REIMBURSE, provider_group(liquidity)))
+    last_covered = {j: max(t_ix[x] for x in providers[j].covers) for j in claimants}
+    for k, t in enumerate(tranches):
+        accel.append((OP_INTEREST, group([t.name])))
+        after = [j for j in claimants if last_covered[j] == k]
+        if after:
+            accel.append((OP_REIMBURSE, provider_group(after)))
+        accel.append((OP_PRINCIPAL, group([t.name])))
     accel.append((OP_RESIDUAL, -1))
-    width = max(len(x) for x in members)
+    width = max(1, max(len(x) for x in members))
     step_members = np.full((len(members), width), -1, np.int64)
     for g, row in enumerate(members):
         step_members[g, :len(row)] = row
@@ -103,25 +142,32 @@ def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[
         for name in row.covers:
             pcov[j, t_ix[name]] = True
 
+    reimbursed = np.array([row.reimbursed for row in providers], np.bool_)
+    claim_rate = np.array([row.claim_rate / ppy for row in providers], float)
+    is_liquidity = np.array([row.is_liquidity for row in providers], np.bool_)
+
     r = m.deal.discount_rate
     df = (1.0 + r) ** (-(np.arange(T) + 1.0) / ppy)
     wf = WaterfallPlan(
         periods=T, periods_per_year=ppy, discount_factor=df,
         tranche_balance=bal, tranche_coupon_per_period=cpn, tranche_deferrable=deferrable,
         tranche_mode=mode, tranche_maturity=maturity, tranche_schedule_target=schedule,
-        tranche_contract_target=contract,
+        tranche_contract_target=contract, tranche_interest_on_deferred=iod,
         fee_fixed=float(st.fees.fixed_per_period), fee_rate_per_period=float(st.fees.bps_annual) / 1e4 / ppy,
         reserve_initial=float(res.initial_amount),
         reserve_target_amount=float(res.target_amount) if res.target_amount is not None else -1.0,
         reserve_target_fraction=float(res.target_fraction) if res.target_fraction is not None else -1.0,
         reserve_covers=covers,
-        trigger_metric=np.array([TM_CDR if t.metric == "cumulative_default_rate" else TM_DSCR for t in trig], np.int64),
+        trigger_metric=np.array([TRIGGER_METRICS[t.metric] for t in trig], np.int64),
         trigger_threshold=np.array([t.threshold for t in trig], float),
-        trigger_effect=np.array([{"sequential": TE_SEQUENTIAL, "trap": TE_TRAP, "accelerate": TE_ACCELERATE}[t.effect]
-                                 for t in trig], np.int64),
+        trigger_effect=np.array([TRIGGER_EFFECTS[t.effect] for t in trig], np.int64),
         trigger_curable=np.array([t.curable for t in trig], np.bool_),
         trigger_consecutive=np.array([t.consecutive_periods for t in trig], np.int64),
+        oc_on=any(t.metric == "oc" for t in trig),
+        trigger_trap_fraction=np.array([t.trap_fraction for t in trig], float),
+        call_fraction=float(st.clean_up_call.fraction) if st.clean_up_call is not None else -1.0,
         steps=np.array(steps, np.int64).reshape(-1, 2), steps_accelerated=np.array(accel, np.int64),
         step_members=step_members, provider_kind=kinds, provider_cap=cap, provider_covers=pcov,
+        provider_reimbursed=reimbursed, provider_claim_rate_per_period=claim_rate, provider_liquidity=is_liquidity,
     )
     return wf, trigger_names

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .. import _jit, ratings
 from .._io import versions
-from .._layout import FLAGS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
+from .._layout import CLAIMS, FLAGS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from ..engine import RunSpec, ledgers, model_code_hash, part_name, resolved_hash
 from ..plan import Plan, provider_rows
 from ..scenario import Scenario
@@ -388,7 +388,7 @@ class SimulationResult:
     @cached_property
     def pool_summary(self) -> dict:
         """Pool-level statistics (SPEC §6): default rates, collections, triggers, providers."""
-        cols = ["weight", "default_fraction", "collections_amount", *FLAGS]
+        cols = ["weight", "default_fraction", "collections_amount", *FLAGS, *CLAIMS, "call_period"]
         cols += [f"trigger_{t}" for t in self.plan.trigger_names]
         t = self._read("pool_paths", cols).to_pandas()
         w = t["weight"].to_numpy()
@@ -426,8 +426,17 @@ class SimulationResult:
             means[f"p_{kind}_downgraded"] = worst > start
             means[f"p_{kind}_below_investment_grade"] = worst >= len(ratings.INVESTMENT_GRADE)
             means[f"p_{kind}_defaulted"] = worst >= len(ratings.SP_LETTERS)
+        # what the providers are still owed at legal final, and the clean-up call
+        for kind, name in zip(PROVIDER_KINDS, CLAIMS):
+            owed = t[name].to_numpy()
+            means[f"p_{kind}_claim_outstanding_at_final"] = owed > 0
+            means[f"{kind}_unreimbursed_mean_amount"] = owed
+        call = t["call_period"].to_numpy(dtype=float, na_value=np.nan)
+        called = ~np.isnan(call)
+        means["p_called"] = called
         for key, values in means.items():
             out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
+        out["call_period_mean"] = float((w * call)[called].sum() / w[called].sum()) if called.any() else math.nan
         for name, se in zip(("q50", "q95", "q99", "q999"), q_se):
             out[f"licensee_default_rate_{name}_se"] = float(se)
         return out
@@ -446,8 +455,8 @@ class SimulationResult:
         w = self.weights[:n]
         rows = []
         for owner, item, c in ledger_columns(self.plan.tranche_names):
-            if item == "dscr":
-                continue  # a ratio, infinite when nothing is due: not a cash flow
+            if item in LEDGER_RATIOS:
+                continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
             for p in range(self.plan.periods):
                 x = led[:, p, c]
                 qs = weighted_quantiles(x, w, CASHFLOW_QUANTILES)

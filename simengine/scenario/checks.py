@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import ScenarioError, ScenarioErrors
+from ..errors import MISSING, ScenarioError, ScenarioErrors
 from ..ratings import rating_symbols, rating_to_pd
 from .messages import did_you_mean, row_label, unique_errors
 from .model import Correlation, Licence, Pool, ScenarioModel, factor_names
@@ -103,7 +103,7 @@ def check_licences(model: ScenarioModel, licences: Sequence[Licence], err: Error
         if lic.id in ids:
             err_licence(i, "id", lic.id, f"a unique licence id (also licence {ids[lic.id] + 1} of the pool)")
         ids.setdefault(lic.id, i)
-        for key in ("start_period", "end_period", "expiry_period"):
+        for key in ("start_period", "end_period", "expiry_period", "default_period"):
             v = getattr(lic, key)
             if v is not None and v > T:
                 err_licence(i, key, v, f"a period in 1..{T} (term_years x periods_per_year; "
@@ -119,10 +119,10 @@ def check_licences(model: ScenarioModel, licences: Sequence[Licence], err: Error
         if lic.royalty_type == "running" and lic.minimum_royalty > lic.royalty:
             err_licence(i, "minimum_royalty", lic.minimum_royalty, f"at most the royalty ({lic.royalty})")
         who = lic.licensee or lic.id
-        key = (lic.industry, lic.region, lic.technology, lic.pd_annual, lic.rating)
+        key = (lic.industry, lic.region, lic.technology, lic.pd_annual, lic.rating, lic.default_period)
         if who in licensees and licensees[who] != key:
-            err_licence(i, "licensee", who, "the same industry, region, technology and credit on every "
-                        "licence of one licensee (the copula draws one default time per licensee)")
+            err_licence(i, "licensee", who, "the same industry, region, technology, credit and default_period "
+                        "on every licence of one licensee (the copula draws one default time per licensee)")
         licensees.setdefault(who, key)
         if len(err) >= _MAX_LICENCE_ERRORS:
             break
@@ -183,26 +183,53 @@ def check_structure(model: ScenarioModel, err: ErrorSink) -> None:
                 err(f"{path}[{j}]", name, f"a tranche name, one of {names}{did_you_mean(name, names)}")
 
     check_names("structure.reserve.covers", st.reserve.covers)
-    for key in ("payment_commitment", "guarantee"):
-        prov = getattr(st, key)
-        if prov is not None:
-            check_names(f"structure.{key}.covers", prov.covers)
-            if prov.rating is not None:
-                try:
-                    rating_to_pd(prov.rating)
-                except KeyError as exc:
-                    err(f"structure.{key}.rating", prov.rating,
-                        str(exc.args[0]) + did_you_mean(prov.rating, rating_symbols()))
+    providers = [(key, key, getattr(st, key), key == "liquidity_facility")
+                 for key in ("payment_commitment", "guarantee", "liquidity_facility") if getattr(st, key) is not None]
+    providers += [(f"providers[{i}]", p.name, p, p.kind == "liquidity")
+                  for i, p in enumerate(st.providers)]
+    sections = {"payment_commitment", "guarantee", "liquidity_facility"}
+    seen: dict[str, str] = {}
+    for key, name, prov, liquidity in providers:
+        check_names(f"structure.{key}.covers", prov.covers)
+        if prov.rating is not None:
+            try:
+                rating_to_pd(prov.rating)
+            except KeyError as exc:
+                err(f"structure.{key}.rating", prov.rating,
+                    str(exc.args[0]) + did_you_mean(prov.rating, rating_symbols()))
+        if liquidity and prov.cap_amount is None:
+            err(f"structure.{key}.cap_amount", MISSING, "the facility's limit (the most it lends at a time)")
+        if key.startswith("providers["):
+            if name in sections or name in seen:
+                err(f"structure.{key}.name", name, "a provider name used by no other provider (nor "
+                    f"{sorted(sections)}, the names of the provider sections)")
+        seen.setdefault(name, key)
+    claimants = [name for _, name, prov, liquidity in providers if prov.reimbursed or liquidity]
     for i, step in enumerate(st.waterfall or []):
         check_names(f"structure.waterfall[{i}].tranches", step.tranches)
         if step.step in ("interest", "principal") and not step.tranches:
             err(f"structure.waterfall[{i}].tranches", step.tranches,
                 f"the tranches this {step.step} step pays")
+        if step.step == "reimburse" and step.tranches is not None:
+            err(f"structure.waterfall[{i}].tranches", step.tranches,
+                "no tranches on a reimburse step (it repays providers: use providers)")
+        if step.providers is not None:
+            if step.step != "reimburse":
+                err(f"structure.waterfall[{i}].providers", step.providers, "providers only on a reimburse step")
+            for j, name in enumerate(step.providers):
+                if name not in claimants:
+                    err(f"structure.waterfall[{i}].providers[{j}]", name,
+                        f"a provider whose draws are repaid (a liquidity facility or reimbursed = true), one of "
+                        f"{claimants}{did_you_mean(name, claimants)}")
     if st.waterfall is not None:
         paid = {n for s in st.waterfall if s.step == "principal" for n in (s.tranches or [])}
         missing = [n for n in names if n not in paid]
         if missing:
             err("structure.waterfall", missing, "a principal step for every tranche")
+        repaid = {n for s in st.waterfall if s.step == "reimburse" for n in (s.providers or claimants)}
+        unpaid = [n for n in claimants if n not in repaid]
+        if unpaid:
+            err("structure.waterfall", unpaid, "a reimburse step for every provider whose draws are repaid")
     target = model.simulation.importance.tranche
     if target is not None and target not in names:
         err("simulation.importance.tranche", target,
@@ -273,6 +300,9 @@ def check_default(model: ScenarioModel, licences: Sequence[Licence], err: ErrorS
                 err("risk.default.pd_multiplier", mult,
                     f"a multiplier that keeps every annual PD below 1 (licence {lic.id}: PD {pd_:g})")
                 break
+    if dflt.recovery_global_loading != 0.0 and not (dflt.recovery_model == "beta" and dflt.recovery_stdev > 0):
+        err("risk.default.recovery_global_loading", dflt.recovery_global_loading,
+            "0 unless recovery_model = \"beta\" with recovery_stdev > 0 (the loading moves beta recoveries)")
     if dflt.recovery_model == "beta":
         for lic in licences:
             mean = lic.recovery if lic.recovery is not None else 1.0 - dflt.relicense_haircut

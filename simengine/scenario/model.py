@@ -105,6 +105,7 @@ class Licence(_Credit):
     pd_annual: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     rating: str | None = None
     recovery: Fraction | None = None
+    default_period: Annotated[int, Field(ge=1)] | None = None  # forced default (stresses, hand computations)
 
     @model_validator(mode="after")
     def _credit(self):
@@ -145,6 +146,7 @@ class PoolGenerate(_Model):
     pd_annual: float | list[float] | None = None
     rating: str | list[str] | None = None
     recovery: float | list[float] | None = None
+    default_period: int | list[int] | None = None
 
     @model_validator(mode="after")
     def _no_empty_lists(self):
@@ -197,6 +199,9 @@ class DefaultRisk(_Model):
     relicense_lag_periods: Annotated[int, Field(ge=1)] = 4
     relicense_haircut: Fraction = 1.0
     pd_multiplier: NonNegative = 1.0  # stress: every licensee's annual PD times this
+    # systematic recovery (beta model): the beta quantile of Phi(loading G + sqrt(1 - loading^2) e),
+    # G the global factor, so bad times mean low recoveries; 0 = independent gamma draws
+    recovery_global_loading: Loading = 0.0
 
 
 class Correlation(_Model):
@@ -317,6 +322,7 @@ class Tranche(_Model):
     interest_deferrable: bool = False
     amortisation: Literal["sequential", "pro_rata", "bullet"] | list[NonNegative] = "sequential"
     maturity_period: Annotated[int, Field(ge=1)] | None = None
+    interest_on_deferred: bool = False  # a carried (deferred) interest shortfall accrues at the coupon
 
 
 class Fees(_Model):
@@ -343,12 +349,18 @@ class Reserve(_Model):
 
 
 class Trigger(_Model):
-    """One of [[structure.triggers]]: a metric, a threshold and the effect of a breach."""
+    """One of [[structure.triggers]]: a metric, a threshold and the effect of a breach.
+
+    ``cumulative_default_rate`` breaches above its threshold; the coverage ratios ``dscr``
+    (collections / (fees + interest + scheduled principal)), ``icr`` (collections / (fees +
+    interest)) and ``oc`` (collateral value / notes, see [structure.oc_test]) below theirs.
+    """
 
     name: str
-    metric: Literal["cumulative_default_rate", "dscr"]
+    metric: Literal["cumulative_default_rate", "dscr", "icr", "oc"]
     threshold: NonNegative
-    effect: Literal["sequential", "trap", "accelerate"]
+    effect: Literal["sequential", "trap", "accelerate", "early_amortisation"]
+    trap_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of the excess cash a trap holds
     curable: bool = False
     consecutive_periods: Annotated[int, Field(ge=1)] = 1
 
@@ -357,6 +369,9 @@ class Trigger(_Model):
         if self.metric == "cumulative_default_rate" and self.threshold > 1.0:
             raise _problem("threshold", self.threshold,
                            "a fraction in [0, 1] for cumulative_default_rate (10% is 0.10)")
+        if self.trap_fraction != 1.0 and self.effect != "trap":
+            raise _problem("trap_fraction", self.trap_fraction,
+                           f"no trap_fraction with effect {self.effect!r} (it is the share a trap holds)")
         return self
 
 
@@ -416,8 +431,30 @@ class Migration(_Model):
         raise KeyError(f"a grade of the migration matrix, one of {list(grades)}")
 
 
+class OcTest(_Model):
+    """[structure.oc_test]: how the ``oc`` trigger metric values the collateral.
+
+    The value at a payment date is the present value of the scheduled royalties still to come from
+    licences that still pay their licensee (re-licences are not counted), discounted at
+    ``discount_rate`` (default: the deal's); with ``obsolescence = "expected"`` each royalty is
+    cut by its technology's severity times the chance that the technology is obsolete by then
+    (the full severity once it is).
+    """
+
+    obsolescence: Literal["none", "expected"] = "none"
+    discount_rate: Annotated[float, Field(gt=-0.5, lt=1.0)] | None = None
+
+
 class Provider(_Credit):
-    """[structure.payment_commitment] or [structure.guarantee]: a credit-support provider."""
+    """[structure.payment_commitment], [structure.guarantee] or [structure.liquidity_facility]: a
+    credit-support provider.
+
+    A commitment or guarantee pays interest and contractual principal shortfalls of the tranches
+    it ``covers`` up to ``cap_amount`` in all; with ``reimbursed = true`` its draws become its claim,
+    repaid (with interest at ``claim_rate`` a year) by the waterfall's reimburse steps. A liquidity
+    facility advances fees and the interest of the tranches it covers, up to ``cap_amount``
+    outstanding, and is always repaid, senior to interest by default.
+    """
 
     provider: str
     pd_annual: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
@@ -426,6 +463,8 @@ class Provider(_Credit):
     cap_amount: NonNegative | None = None
     covers: list[str]
     migration: Migration | None = None
+    reimbursed: bool = False
+    claim_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
     @model_validator(mode="after")
     def _credit(self):
@@ -441,11 +480,27 @@ class Provider(_Credit):
         return self
 
 
+class ProviderEntry(Provider):
+    """One row of [[structure.providers]]: a provider of any kind, named for reimburse steps."""
+
+    kind: Literal["commitment", "guarantee", "liquidity"]
+    name: str
+
+
+class CleanUpCall(_Model):
+    """[structure.clean_up_call]: once the notes are at most ``fraction`` of their original balance,
+    they are repaid in full on the first payment date whose collections plus reserve cover fees,
+    interest, the notes and every provider claim."""
+
+    fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
 class Step(_Model):
     """One step of [[structure.waterfall]]."""
 
-    step: Literal["fees", "interest", "reserve", "principal", "residual"]
+    step: Literal["fees", "interest", "reserve", "principal", "residual", "reimburse"]
     tranches: list[str] | None = None
+    providers: list[str] | None = None  # reimburse: providers repaid here, in order (default: all with a claim)
 
 
 class Structure(_Model):
@@ -455,8 +510,12 @@ class Structure(_Model):
     fees: Fees = Fees()
     reserve: Reserve = Reserve()
     triggers: list[Trigger] = []
+    oc_test: OcTest = OcTest()
     payment_commitment: Provider | None = None
     guarantee: Provider | None = None
+    liquidity_facility: Provider | None = None
+    providers: list[ProviderEntry] = []
+    clean_up_call: CleanUpCall | None = None
     waterfall: list[Step] | None = None
 
 
