@@ -33,28 +33,34 @@ from .distributions import beta_quantile, upper_tail_normal, upper_tail_t
 from .hazard import first_period_exceeding, first_period_reaching, screen_index
 
 
-@jit  # a call (not inlined): it runs only for deals with an OC trigger, and inlining twice costs compile time
-def oc_add_licence(oc_sched, oc_lost, b, base, weight, royalty, start, last, stop):
-    """Licence terms in the collateral recursion of base ``b``: its royalty while it pays its
-    licensee (``start .. min(stop, last + 1) - 1``), and the value of what remains of its schedule
-    at ``stop`` (its default or invalidation period), which leaves the collateral then."""
-    amount = weight * royalty
-    if amount == 0.0:
-        return
-    end = min(stop, last + 1)
-    if start < end:
-        oc_sched[b, start] += amount
-        oc_sched[b, end] -= amount
-    if 1 <= stop <= last:
-        first = max(stop, start)
-        n = last - first + 1
-        if base == 1.0:
-            value = float(n)
-        else:
-            # math.pow on floats: the C library's pow in numba and in Python alike (an integer power
-            # would be repeated multiplication in numba, not bit-equal to its Python twin)
-            value = math.pow(base, float(first - stop + 1)) * (1.0 - math.pow(base, float(n))) / (1.0 - base)
-        oc_lost[b, stop] += amount * value
+@jit  # a call (not inlined): it runs only for deals with an OC trigger
+def oc_add_licence(oc_sched, oc_lost, bases, licence_weight, tech_base, tech_weight, royalty, start, last, stop):
+    """A licence's terms in the collateral recursions: in base 0 with ``licence_weight`` and, where
+    ``tech_base`` > 0, in its technology's base with ``tech_weight`` (expected obsolescence): its
+    royalty while it pays its licensee (``start .. min(stop, last + 1) - 1``), and the value of
+    what remains of its schedule at ``stop`` (its default or invalidation period), which leaves
+    the collateral then."""
+    for b in (0, tech_base):
+        if b < 0:
+            continue
+        amount = (licence_weight if b == 0 else tech_weight) * royalty
+        if amount == 0.0:
+            continue
+        end = min(stop, last + 1)
+        if start < end:
+            oc_sched[b, start] += amount
+            oc_sched[b, end] -= amount
+        if 1 <= stop <= last:
+            base = bases[b]
+            first = max(stop, start)
+            n = last - first + 1
+            if base == 1.0:
+                value = float(n)
+            else:
+                # math.pow on floats: the C library's pow in numba and in Python alike (an integer
+                # power would be repeated multiplication in numba, not bit-equal to its Python twin)
+                value = math.pow(base, float(first - stop + 1)) * (1.0 - math.pow(base, float(n))) / (1.0 - base)
+            oc_lost[b, stop] += amount * value
 
 
 @jit  # a call (only for defaulted licences with beta recoveries and a loading): keeps the path kernel small
@@ -306,12 +312,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
         amount = pp.licence_royalty[i]
         if pp.oc_on:
             k = pp.licence_technology[i]
-            paying = min(tau, inval)
-            oc_add_licence(oc_sched, oc_lost, 0, pp.oc_base[0], pp.licence_oc_weight[i], amount, start, last, paying)
-            ob = pp.technology_oc_base[k]
-            if ob > 0:
-                oc_add_licence(oc_sched, oc_lost, ob, pp.oc_base[ob], pp.technology_oc_weight[k], amount, start, last,
-                               paying)
+            oc_add_licence(oc_sched, oc_lost, pp.oc_base, pp.licence_oc_weight[i], pp.technology_oc_base[k],
+                           pp.technology_oc_weight[k], amount, start, last, min(tau, inval))
         if start < stop:
             group_diff[g, start] += amount
             group_diff[g, stop] -= amount

@@ -122,7 +122,7 @@ def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[
     accel = [(OP_FEES, -1)]
     if liquidity:
         accel.append((OP_REIMBURSE, provider_group(liquidity)))
-    last_covered = {j: max(t_ix[x] for x in providers[j].covers) for j in claimants}
+    last_covered = {j: max((t_ix[x] for x in providers[j].covers), default=-1) for j in claimants}
     for k, t in enumerate(tranches):
         accel.append((OP_INTEREST, group([t.name])))
         after = [j for j in claimants if last_covered[j] == k]
