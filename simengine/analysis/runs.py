@@ -31,7 +31,8 @@ def spec_from_run(run: RunFolder | str | Path) -> RunSpec:
     info = dict(manifest.get("sampling_choice") or {"variance_reduction": run.variance_reduction})
     info["base_run"] = str(run.path)
     return RunSpec(scenario, compile_plan(scenario), run.seed, run.paths, run.chunk_paths,
-                   Sampling(**run.sampling), info, setup_timings={"compile_seconds": 0.0, "pilot_seconds": 0.0})
+                   Sampling.from_record(run.sampling), info,
+                   setup_timings={"compile_seconds": 0.0, "pilot_seconds": 0.0})
 
 
 def provenance(spec: RunSpec, analysis: str, options: dict, paths: int) -> dict:

@@ -22,5 +22,10 @@ class Sampling(NamedTuple):
     antithetic: bool = False
     provider_shift: tuple[float, ...] = ()
 
+    @classmethod
+    def from_record(cls, record: dict) -> Sampling:
+        """The measure from its JSON record (a manifest's ``sampling``): lists become tuples again."""
+        return cls(**{**record, "provider_shift": tuple(float(x) for x in record.get("provider_shift", ()))})
+
 
 PLAIN = Sampling()
