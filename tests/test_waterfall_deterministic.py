@@ -91,6 +91,26 @@ def test_sequential_deal_to_the_cent():
     assert s.loc["B", "wal_years"] == pytest.approx(0.789756352, abs=1e-9)
 
 
+def hand2_deal(commitment_cap: float) -> dict:
+    """The deal of the shortfall test below: one running licence cut by obsolescence, a bullet
+    senior covered by a capped commitment and a guarantee, a DSCR trap."""
+    return {
+        "deal": {"name": "hand2", "periods_per_year": 4, "term_years": 1.0},
+        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
+                               "technology": "tech"}]},
+        "risk": {**quiet_risk(),
+                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
+                 "demand": {"enabled": True, "volatility_annual": 0.0}},
+        "structure": {
+            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
+                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
+            "triggers": [{"name": "dscr", "metric": "dscr", "threshold": 10.0, "effect": "trap"}],
+            "payment_commitment": {"provider": "orig", "pd_annual": 0.0, "cap_amount": commitment_cap, "covers": ["S"]},
+            "guarantee": {"provider": "soe", "pd_annual": 0.0, "covers": ["S"]},
+        },
+    }
+
+
 def test_shortfall_enhancers_and_trigger_to_the_cent():
     """A certain obsolescence (forced at period 3, severity 50%) cuts a running royalty; the senior's
     interest is topped up by the commitment (capped), then the guarantee; a DSCR trigger traps cash.
@@ -108,21 +128,7 @@ def test_shortfall_enhancers_and_trigger_to_the_cent():
     P4 (final): reserve 44,000 released -> cash 94,000; int S 6,000; principal 88,000;
         S 212,000 short: commitment (cap 200,000) pays 200,000, guarantee 12,000. Loss 0.
     """
-    d = {
-        "deal": {"name": "hand2", "periods_per_year": 4, "term_years": 1.0},
-        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
-                               "technology": "tech"}]},
-        "risk": {**quiet_risk(),
-                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
-                 "demand": {"enabled": True, "volatility_annual": 0.0}},
-        "structure": {
-            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
-                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
-            "triggers": [{"name": "dscr", "metric": "dscr", "threshold": 10.0, "effect": "trap"}],
-            "payment_commitment": {"provider": "orig", "pd_annual": 0.0, "cap_amount": 200_000.0, "covers": ["S"]},
-            "guarantee": {"provider": "soe", "pd_annual": 0.0, "covers": ["S"]},
-        },
-    }
+    d = hand2_deal(commitment_cap=200_000.0)
     led = ledger_frame(se.Scenario.from_dict(d))
     np.testing.assert_allclose(led["collections_amount"], [100_000, 100_000, 50_000, 50_000], atol=CENT)
     np.testing.assert_allclose(led["S.interest_paid_amount"], [6_000] * 4, atol=CENT)
@@ -151,21 +157,7 @@ def test_providers_are_rows_of_a_table():
     defaulted in period 1 is asked and fails; the uncapped guarantee pays the other 62,000.
     Draws add up by kind: commitment 150,000, guarantee 62,000; the senior loses nothing.
     """
-    d = {
-        "deal": {"name": "three providers", "periods_per_year": 4, "term_years": 1.0},
-        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
-                               "technology": "tech"}]},
-        "risk": {**quiet_risk(),
-                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
-                 "demand": {"enabled": True, "volatility_annual": 0.0}},
-        "structure": {
-            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
-                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
-            "triggers": [{"name": "dscr", "metric": "dscr", "threshold": 10.0, "effect": "trap"}],
-            "payment_commitment": {"provider": "orig", "pd_annual": 0.0, "cap_amount": 150_000.0, "covers": ["S"]},
-            "guarantee": {"provider": "soe", "pd_annual": 0.0, "covers": ["S"]},
-        },
-    }
+    d = hand2_deal(commitment_cap=150_000.0)
     plan = compile_plan(se.Scenario.from_dict(d))
     assert list(plan.waterfall.provider_kind) == [k.K_COMMITMENT, k.K_GUARANTEE]
     rows = [(k.K_COMMITMENT, 0, 0.0, 150_000.0), (k.K_COMMITMENT, 2, 1e9, 50_000.0), (k.K_GUARANTEE, 1, 0.0, np.inf)]
