@@ -24,11 +24,13 @@ def build() -> dict:
         ``rng_floor``, ``pool_only``, ``prim_uniform``, ``prim_normal``, ``prim_licensee_transform``,
         ``prim_invalidation``, ``prim_exp`` and ``prim_gamma``.
     """
-    from simengine._jit import jit, parallel_jit, prange
+    from simengine._jit import jit, num_threads, parallel_jit, prange
     from simengine._kernels.chunk import BLOCK_PATHS
     from simengine._kernels.distributions import upper_tail_normal
     from simengine._kernels.hazard import first_period_exceeding
-    from simengine._kernels.pool import pool_path, pool_scratch
+    from simengine._kernels.pool import pool_path
+    from simengine._layout import N_PROVIDER_OUT
+    from simengine.engine.chunks import scratch_for
     from simengine.rng import gamma_at, normal_at, path_key, stream_key, uniform_at
 
     @parallel_jit
@@ -49,40 +51,56 @@ def build() -> dict:
             out[i] = acc
 
     @parallel_jit
-    def pool_only(pp, seed, n, n_factors, collections_total, recovery_draws):
-        """pool_path for paths 0..n-1 (no waterfall), parallel over blocks as the engine.
+    def pool_only_kernel(pp, seed, n, scratch, provider_shift, provider_out, collections_total, recovery_draws):
+        """pool_path for paths 0..n-1 (no waterfall), slots of blocks in parallel as the engine.
 
+        scratch : simengine._layout.Scratch (caller-allocated, one set per slot)
+        provider_out : ndarray(float64), shape (slots, providers, N_PROVIDER_OUT)   scratch
         collections_total : ndarray(float64), shape (n,)   out
         recovery_draws : ndarray(float64), shape (n,)      out: licences that draw a beta recovery
         """
         T = pp.periods
         n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
         n_lic = pp.licence_royalty.shape[0]
-        for b in prange(n_blocks):
-            scratch = pool_scratch(pp, n_factors)
-            obs_period = scratch[5]  # pool_path's scratch order (see its docstring)
-            licensee_period = scratch[6]
-            collections = np.empty(T)
-            cdr = np.empty(T)
-            provider_period = np.empty(pp.provider_hazard_annual.shape[0], np.int64)
-            for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
-                pool_path(pp, seed, i, 0.0, 1.0, False, scratch, collections, cdr, provider_period)
-                total = 0.0
-                for t in range(T):
-                    total += collections[t]
-                collections_total[i] = total
-                draws = 0.0
-                if pp.recovery_beta:
-                    # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
-                    # is not replayed here, so this is an upper bound (about 4% of W1's licences)
-                    for q in range(n_lic):
-                        rec = pp.licence_recovery[q]
-                        tau = licensee_period[pp.licence_licensee[q]]
-                        r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
-                        r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
-                        if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
-                            draws += 1.0
-                recovery_draws[i] = draws
+        slots = scratch.g_global.shape[0]
+        for s in prange(slots):
+            slot = np.int64(s)
+            tup = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
+                   scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
+                   scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
+                   scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
+            obs_period = scratch.obs_period[slot]
+            licensee_period = scratch.licensee_period[slot]
+            collections = scratch.collections[slot]
+            cdr = scratch.cdr[slot]
+            provider_period = scratch.provider_period[slot]
+            for b in range(slot, n_blocks, slots):
+                for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
+                    pool_path(pp, seed, i, 0.0, 1.0, False, provider_shift, tup, collections, cdr, provider_period,
+                              provider_out[slot])
+                    total = 0.0
+                    for t in range(T):
+                        total += collections[t]
+                    collections_total[i] = total
+                    draws = 0.0
+                    if pp.recovery_beta:
+                        # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
+                        # is not replayed here, so this is an upper bound (about 4% of W1's licences)
+                        for q in range(n_lic):
+                            rec = pp.licence_recovery[q]
+                            tau = licensee_period[pp.licence_licensee[q]]
+                            r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
+                            r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
+                            if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
+                                draws += 1.0
+                    recovery_draws[i] = draws
+
+    def pool_only(plan, seed, n, collections_total, recovery_draws):
+        """The pool-only probe over ``plan``: working arrays allocated here, as the engine does."""
+        slots = num_threads()
+        n_prov = plan.pool.provider_hazard_annual.shape[0]
+        pool_only_kernel(plan.pool, np.int64(seed), n, scratch_for(plan, slots), np.zeros(n_prov),
+                         np.zeros((slots, n_prov, N_PROVIDER_OUT)), collections_total, recovery_draws)
 
     # primitives, one thread, inputs that depend on the draw (no constant folding)
     @jit

@@ -269,7 +269,7 @@ def floor_section(b: Bench, sec: dict) -> None:
         n_probe = b.q(20_000, 2_000)
         coll = np.empty(n_probe)
         draws = np.empty(n_probe)
-        b.kernels["pool_only"](plan.pool, np.int64(SEED), n_probe, plan.pool.factor_root.shape[0], coll, draws)
+        b.kernels["pool_only"](plan, SEED, n_probe, coll, draws)
         normals, uniforms = rng_counts(plan, float(draws.mean()))
         f = {"paths": paths, "normals_per_path": int(normals.sum()), "uniforms_per_path": int(uniforms.sum()),
              "normals_by_stream": normals.tolist(), "uniforms_by_stream": uniforms.tolist(),
@@ -400,14 +400,14 @@ def _profile_variants(b: Bench, n: int, reps: int) -> list[dict]:
         built.append((label, over, p))
     coll = np.empty(n)
     draws = np.empty(n)
-    pool_only(plan1.pool, np.int64(SEED), 64, plan1.pool.factor_root.shape[0], coll[:64], draws[:64])
+    pool_only(plan1, SEED, 64, coll[:64], draws[:64])
     k_runs = {label: [] for label, _, _ in built}
     p_runs = {label: [] for label, _, _ in built}
     for _ in range(reps):
         for label, _over, p in built:
             k_runs[label].append(time_kernel(p, n, 1, chunk)["median_s"])
             t0 = time.perf_counter()
-            pool_only(p.pool, np.int64(SEED), n, p.pool.factor_root.shape[0], coll, draws)
+            pool_only(p, SEED, n, coll, draws)
             p_runs[label].append(time.perf_counter() - t0)
     variants = []
     for label, over, p in built:

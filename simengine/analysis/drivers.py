@@ -177,13 +177,19 @@ TORNADO_DRIVERS = ("pd_multiplier", "obsolescence_multiplier", "royalty_decline"
                    "relicense_haircut", "provider_pd_multiplier")
 
 
-def check_driver_names(names) -> list[str]:
-    """``names`` as a list, each a known driver; raises ValueError naming the first unknown one."""
+def check_known(names, known, what: str) -> list[str]:
+    """``names`` as a list, each one of ``known``; raises AnalysisInputError naming the first unknown one
+    (``what``: ``driver``, ``analysis``)."""
     names = list(names)
     for name in names:
-        if name not in DRIVER_NAMES:
-            raise AnalysisInputError(f"driver {name!r}: expected one of {', '.join(DRIVER_NAMES)}")
+        if name not in known:
+            raise AnalysisInputError(f"{what} {name!r}: expected one of {', '.join(known)}")
     return names
+
+
+def check_driver_names(names) -> list[str]:
+    """``names`` as a list, each a known driver; raises AnalysisInputError naming the first unknown one."""
+    return check_known(names, DRIVER_NAMES, "driver")
 
 
 def variant_plan(crn, driver: Driver, x: float) -> Plan:

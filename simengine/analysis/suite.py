@@ -16,7 +16,7 @@ import pandas as pd
 from ..engine import RunSpec
 from .breakeven import breakevens
 from .contributions import concentration, contributions
-from .drivers import AnalysisInputError
+from .drivers import check_known
 from .figures import (
     breakeven_figure,
     contributions_figure,
@@ -35,12 +35,8 @@ ANALYSES = ("breakevens", "sensitivity", "deterministic_stresses", "contribution
 
 
 def check_analyses(names) -> list[str]:
-    """``names`` as a list of analyses; raises ValueError naming the first unknown one."""
-    names = list(names)
-    for name in names:
-        if name not in ANALYSES:
-            raise AnalysisInputError(f"analysis {name!r}: expected one of {', '.join(ANALYSES)}")
-    return names
+    """``names`` as a list of analyses; raises AnalysisInputError naming the first unknown one."""
+    return check_known(names, ANALYSES, "analysis")
 
 
 def run_analysis(name: str, spec: RunSpec, out: str | Path | None, options: dict | None = None,
