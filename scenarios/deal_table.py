@@ -318,7 +318,7 @@ def batch_line(batch: BatchFolder) -> str:
             f"({counts.get('ok', len(runs))} ok), {', '.join(f'{p:,}' for p in paths) or '—'} paths each, "
             f"seed {', '.join(map(str, seeds)) or '—'}, sampling "
             f"{', '.join(plain.get(s, s) for s in sampling) or '—'}; "
-            f"engine {runs[0].manifest.get('engine', {}).get('simengine', '?') if runs else '?'}.")
+            f"simengine {runs[0].manifest.get('engine', {}).get('simengine', '?') if runs else '?'}.")
 
 
 def render(batch: BatchFolder, rows: list[TableRow], history: dict[tuple[str, str], dict[str, str]],
