@@ -295,7 +295,8 @@ def _compare(r: TableRow, hist: dict[str, str] | None, engine: str, max_grades: 
             if len(ends) == 2 and ends[0] <= ratings.grade_rank("sp", agency) <= ends[1]:
                 r.comparison += " (inside the engine's 95% range)"
         else:
-            r.comparison = f"agrees within {max_grades}: engine {engine}, agency {agency}"
+            r.comparison = (f"agrees within {max_grades} letter grade{'s' if max_grades != 1 else ''}: "
+                            f"engine {engine}, agency {agency}")
     r.explanation = explanation or (UNEXPLAINED if r.flagged else "")
 
 

@@ -282,3 +282,13 @@ def test_bad_inputs_are_refused(small_batch, tmp_path, capsys):
     ("AAA (domestic scale)", None), ("not rated (held by the originator [E])", None)])
 def test_agency_rating_at_issue(text, grade):
     assert deal_table.agency_grade(text)[0] == grade
+
+
+def test_a_flag_says_when_the_agency_grade_is_inside_the_engine_range():
+    hist = {"agency_rating": "BBB (S&P)", "outcome": "repaid", "explanation": "", "source": "DEALS.md §2"}
+    inside, outside = deal_table.TableRow("d", "t"), deal_table.TableRow("d", "t")
+    deal_table._compare(inside, hist, "B", 1, "BBB .. B")  # B is 2 grades below BBB, its range reaches BBB
+    deal_table._compare(outside, hist, "B", 1, "B .. B")
+    assert inside.flagged and inside.comparison.endswith("(inside the engine's 95% range)")
+    assert outside.flagged and "inside" not in outside.comparison
+    assert inside.explanation == outside.explanation == deal_table.UNEXPLAINED
