@@ -20,7 +20,7 @@ import pytest
 import simengine as se
 from simengine.errors import ScenarioError, ScenarioErrors
 
-GUANGZHOU = Path(__file__).resolve().parents[1] / "scenarios" / "guangzhou_patent_2019.toml"
+GUANGZHOU = Path(__file__).resolve().parents[1] / "scenarios" / "deals" / "guangzhou_patent_2019.toml"
 TEXT = GUANGZHOU.read_text(encoding="utf-8")
 RAW = tomllib.loads(TEXT)
 
