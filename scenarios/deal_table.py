@@ -91,10 +91,10 @@ def agency_grade(text: str) -> tuple[str | None, str]:
 
     The rating at issue is the first rating symbol before any ``->`` (``"A3 (Moody's) -> Baa3
     (2004)"`` gives A; ``"AA-/AA"`` gives AA). A rating on a domestic scale (the word ``domestic``)
-    is not compared with the engine's global-scale grades.
+    or "local scale") is not compared with the engine's global-scale grades.
     """
     issue = text.split("->")[0]
-    if "domestic" in issue.lower():
+    if "domestic" in issue.lower() or "local scale" in issue.lower():
         return None, "domestic rating scale"
     for token in re.split(r"[\s/(),;:\[\]]+", issue):
         try:

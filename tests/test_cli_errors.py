@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-GUANGZHOU = REPO / "scenarios" / "guangzhou_patent_2019.toml"
+GUANGZHOU = REPO / "scenarios" / "deals" / "guangzhou_patent_2019.toml"
 TEXT = GUANGZHOU.read_text(encoding="utf-8")
 BAD_BALANCE = ('balance = 286_000_000.0', 'balance = "lots"')
 

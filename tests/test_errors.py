@@ -20,7 +20,7 @@ import pytest
 import simengine as se
 from simengine.errors import ScenarioError, ScenarioErrors
 
-GUANGZHOU = Path(__file__).resolve().parents[1] / "scenarios" / "guangzhou_patent_2019.toml"
+GUANGZHOU = Path(__file__).resolve().parents[1] / "scenarios" / "deals" / "guangzhou_patent_2019.toml"
 TEXT = GUANGZHOU.read_text(encoding="utf-8")
 RAW = tomllib.loads(TEXT)
 
@@ -134,7 +134,8 @@ TEXT_CASES = {
         'of senior interest and fees\ncovers = ["senior"]', 'of senior interest and fees\ncovers = ["senoir"]',
         "structure.reserve.covers[0]", "'senoir'", ["a tranche name", "did you mean 'senior'"]),
     "end_period beyond the legal final": (
-        "pd_annual = 0.05\n\n[risk.default]", "pd_annual = 0.05\nend_period = 13\n\n[risk.default]",
+        "pd_annual = 0.05                # [E]\n\n[risk.default]",
+        "pd_annual = 0.05                # [E]\nend_period = 13\n\n[risk.default]",
         "pool.licences[10].end_period", "13", ["a period in 1..12", "'GZ11'"]),
     "expiry_period beyond the legal final": (
         GZ01_PD, GZ01_PD + "\nexpiry_period = 40", "pool.licences[0].expiry_period", "40", ["a period in 1..12"]),
