@@ -161,8 +161,8 @@ def small_batch(tmp_path_factory) -> BatchFolder:
     root = tmp_path_factory.mktemp("small")
     deals = root / "scenarios" / "deals"
     deals.mkdir(parents=True)
-    shutil.copy(SCENARIOS / "biopharma_royalty_trust_2000.toml", deals)
-    gz = (SCENARIOS / "guangzhou_patent_2019.toml").read_text(encoding="utf-8")
+    shutil.copy(SCENARIOS / "deals" / "biopharma_royalty_trust_2000.toml", deals)
+    gz = (SCENARIOS / "deals" / "guangzhou_patent_2019.toml").read_text(encoding="utf-8")
     gz = gz.replace("[simulation]\n", "[simulation]\nvariance_reduction = \"importance\"\n")
     (deals / "guangzhou_patent_2019.toml").write_text(
         gz + "\n[simulation.importance]\nglobal_shift = 5.0\nshift_providers = false\n", encoding="utf-8")
@@ -223,8 +223,9 @@ def test_a_flag_without_explanation_reads_unexplained(small_batch, tmp_path):
     line = next(x for x in text.splitlines() if x.startswith("| `biopharma_royalty_trust_2000` | senior |"))
     assert line.rstrip(" |").endswith("**unexplained**")
     assert "of them unexplained: 1" in text
-    # an unflagged tranche with no explanation stays blank
-    assert by_key(rows)[("biopharma_royalty_trust_2000", "equity")].explanation == ""
+    # a tranche that is not compared (the unrated equity) is never marked unexplained
+    equity = by_key(rows)[("biopharma_royalty_trust_2000", "equity")]
+    assert not equity.flagged and equity.explanation != deal_table.UNEXPLAINED
 
 
 def test_withheld_ratings_are_shown_as_withheld_with_their_reason(small_batch, tmp_path):
