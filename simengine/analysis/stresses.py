@@ -102,7 +102,9 @@ def pro_rata_defaults(plan: Plan, rate: float, timing: list[tuple[int, float]]) 
         licensee.append(pp.licence_licensee + n_ls * (1 + j))
         royalty.append(pp.licence_royalty * rate * share)
         scheduled.append(pp.licence_scheduled_amount * rate * share)
+    forced_default = np.concatenate([pp.licensee_forced_default, np.full(n_ls * m, -1, np.int64)])  # twins: timing only
     pool = pp._replace(**new, licensee_forced_period=forced_period, licensee_forced_any=True,
+                       licensee_forced_default=forced_default,
                        licence_licensee=np.concatenate(licensee), licence_royalty=np.concatenate(royalty),
                        licence_scheduled_amount=np.concatenate(scheduled))
     assert len(pool.licence_royalty) == n_lic * (1 + m)

@@ -288,11 +288,15 @@ def forced_periods(defaults, names, scheduled_amount: np.ndarray) -> np.ndarray:
 
 
 def expected_path(pool: PoolPlan) -> PoolPlan:
-    """The pool with every random driver at its expected path: no drawn licensee default (forced
-    ones stand), no obsolescence or invalidation, demand at its drift without volatility
-    (``exp(drift t)``, the mean of a GBM), recoveries at their mean, providers that never default."""
+    """The pool with every random driver at its expected path: no drawn licensee default or
+    obsolescence (forced ones stand: a licensee's ``default_period``, a technology's ``period``), no
+    invalidation, demand at its drift without volatility (``exp(drift t)``, the mean of a GBM),
+    recoveries at their mean, providers that never default."""
     return pool._replace(
-        default_on=False, obsolescence_on=False, demand_vol_annual=np.zeros_like(pool.demand_vol_annual),
+        # hazards to zero rather than the channels off: forced defaults and obsolescence stand
+        licensee_hazard_annual=np.zeros_like(pool.licensee_hazard_annual),
+        obsolescence_hazard_annual=np.zeros_like(pool.obsolescence_hazard_annual),
+        demand_vol_annual=np.zeros_like(pool.demand_vol_annual),
         licence_invalidation_hazard_annual=np.zeros_like(pool.licence_invalidation_hazard_annual),
         licence_invalidation_u_max=np.zeros_like(pool.licence_invalidation_u_max), recovery_beta=False,
         provider_hazard_annual=np.zeros_like(pool.provider_hazard_annual))
