@@ -148,29 +148,26 @@ class SectionRecord:
         return False
 
 
-# ------------------------------------------------------------------------------ numba threads
+# ------------------------------------------------------------------------------ threads
 def set_threads(n: int) -> None:
-    """Set numba's thread count, clipped to 1 .. :func:`max_threads`."""
-    import numba
+    """Set the engine's kernel thread count, clipped to 1 .. :func:`max_threads`."""
+    from simengine import _jit
 
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    _jit.set_threads(max(1, min(int(n), _jit.max_threads())))
 
 
 def max_threads() -> int:
-    """numba's maximum thread count (``NUMBA_NUM_THREADS``)."""
-    import numba
+    """The engine's maximum thread count (``NUMBA_NUM_THREADS``)."""
+    from simengine import _jit
 
-    return numba.config.NUMBA_NUM_THREADS
+    return _jit.max_threads()
 
 
 def threading_layer() -> str:
-    """numba's threading layer, once a parallel kernel has run; else why it is unknown."""
-    try:
-        import numba
+    """How the engine runs kernels in parallel (``simengine._jit.threading_layer``)."""
+    from simengine import _jit
 
-        return numba.threading_layer()
-    except Exception as exc:  # noqa: BLE001 (numba raises ValueError before the first parallel launch)
-        return f"unknown ({exc})"
+    return _jit.threading_layer()
 
 
 # ------------------------------------------------------------------------------ machine info

@@ -24,22 +24,21 @@ def build() -> dict:
         ``rng_floor``, ``pool_only``, ``prim_uniform``, ``prim_normal``, ``prim_licensee_transform``,
         ``prim_invalidation``, ``prim_exp`` and ``prim_gamma``.
     """
-    from simengine._jit import jit, num_threads, parallel_jit, prange
-    from simengine._kernels.chunk import BLOCK_PATHS
+    from simengine._jit import jit, num_threads, run_blocks
     from simengine._kernels.distributions import upper_tail_normal
     from simengine._kernels.hazard import first_period_exceeding
     from simengine._kernels.pool import pool_path
     from simengine._layout import N_PROVIDER_OUT
-    from simengine.engine.chunks import scratch_for
+    from simengine.engine.chunks import BLOCK_PATHS, scratch_for
     from simengine.rng import gamma_at, normal_at, path_key, stream_key, uniform_at
 
-    @parallel_jit
-    def rng_floor(seed, n_paths, normals, uniforms, out):
-        """Draw ``normals[s]`` normals and ``uniforms[s]`` uniforms of stream s for every path.
+    @jit
+    def rng_floor_block(seed, lo, hi, normals, uniforms, out):
+        """Draw ``normals[s]`` normals and ``uniforms[s]`` uniforms of stream s for paths lo..hi-1.
 
         normals, uniforms : ndarray(int64), shape (streams,); out : ndarray(float64), shape (n_paths,)
         """
-        for i in prange(n_paths):
+        for i in range(lo, hi):
             key = path_key(seed, i)
             acc = 0.0
             for s in range(normals.shape[0]):
@@ -50,9 +49,15 @@ def build() -> dict:
                     acc += uniform_at(sk, normals[s] + j)
             out[i] = acc
 
-    @parallel_jit
-    def pool_only_kernel(pp, seed, n, scratch, provider_shift, provider_out, collections_total, recovery_draws):
-        """pool_path for paths 0..n-1 (no waterfall), slots of blocks in parallel as the engine.
+    def rng_floor(seed, n_paths, normals, uniforms, out):
+        """The floor over paths 0..n_paths-1, in blocks on threads as the engine runs its kernel."""
+        run_blocks(n_paths, BLOCK_PATHS, lambda lo, hi, slot: rng_floor_block(seed, np.int64(lo), np.int64(hi),
+                                                                              normals, uniforms, out))
+
+    @jit
+    def pool_only_block(pp, seed, lo, hi, scratch, slot, provider_shift, provider_out, collections_total,
+                        recovery_draws):
+        """pool_path for paths lo..hi-1 (no waterfall) with scratch slot ``slot``, as the engine's block.
 
         scratch : simengine._layout.Scratch (caller-allocated, one set per slot)
         provider_out : ndarray(float64), shape (slots, providers, N_PROVIDER_OUT)   scratch
@@ -60,47 +65,46 @@ def build() -> dict:
         recovery_draws : ndarray(float64), shape (n,)      out: licences that draw a beta recovery
         """
         T = pp.periods
-        n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
         n_lic = pp.licence_royalty.shape[0]
-        slots = scratch.g_global.shape[0]
-        for s in prange(slots):
-            slot = np.int64(s)
-            tup = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
-                   scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
-                   scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
-                   scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
-            obs_period = scratch.obs_period[slot]
-            licensee_period = scratch.licensee_period[slot]
-            collections = scratch.collections[slot]
-            cdr = scratch.cdr[slot]
-            provider_period = scratch.provider_period[slot]
-            for b in range(slot, n_blocks, slots):
-                for i in range(b * BLOCK_PATHS, min(n, (b + 1) * BLOCK_PATHS)):
-                    pool_path(pp, seed, i, 0.0, 1.0, False, provider_shift, tup, collections, cdr, provider_period,
-                              provider_out[slot])
-                    total = 0.0
-                    for t in range(T):
-                        total += collections[t]
-                    collections_total[i] = total
-                    draws = 0.0
-                    if pp.recovery_beta:
-                        # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
-                        # is not replayed here, so this is an upper bound (about 4% of W1's licences)
-                        for q in range(n_lic):
-                            rec = pp.licence_recovery[q]
-                            tau = licensee_period[pp.licence_licensee[q]]
-                            r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
-                            r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
-                            if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
-                                draws += 1.0
-                    recovery_draws[i] = draws
+        tup = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
+               scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
+               scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
+               scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
+        obs_period = scratch.obs_period[slot]
+        licensee_period = scratch.licensee_period[slot]
+        collections = scratch.collections[slot]
+        cdr = scratch.cdr[slot]
+        provider_period = scratch.provider_period[slot]
+        for i in range(lo, hi):
+            pool_path(pp, seed, i, 0.0, 1.0, False, provider_shift, tup, collections, cdr, provider_period,
+                      provider_out[slot])
+            total = 0.0
+            for t in range(T):
+                total += collections[t]
+            collections_total[i] = total
+            draws = 0.0
+            if pp.recovery_beta:
+                # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
+                # is not replayed here, so this is an upper bound (about 4% of W1's licences)
+                for q in range(n_lic):
+                    rec = pp.licence_recovery[q]
+                    tau = licensee_period[pp.licence_licensee[q]]
+                    r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
+                    r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
+                    if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
+                        draws += 1.0
+            recovery_draws[i] = draws
 
     def pool_only(plan, seed, n, collections_total, recovery_draws):
-        """The pool-only probe over ``plan``: working arrays allocated here, as the engine does."""
+        """The pool-only probe over ``plan``: working arrays allocated here, blocks on threads, as the engine."""
         slots = num_threads()
         n_prov = plan.pool.provider_hazard_annual.shape[0]
-        pool_only_kernel(plan.pool, np.int64(seed), n, scratch_for(plan, slots), np.zeros(n_prov),
-                         np.zeros((slots, n_prov, N_PROVIDER_OUT)), collections_total, recovery_draws)
+        scratch = scratch_for(plan, slots)
+        shift = np.zeros(n_prov)
+        provider_out = np.zeros((slots, n_prov, N_PROVIDER_OUT))
+        run_blocks(n, BLOCK_PATHS, lambda lo, hi, slot: pool_only_block(
+            plan.pool, np.int64(seed), np.int64(lo), np.int64(hi), scratch, np.int64(slot), shift, provider_out,
+            collections_total, recovery_draws))
 
     # primitives, one thread, inputs that depend on the draw (no constant folding)
     @jit

@@ -1,16 +1,15 @@
-"""Chunk driver (CPU): slots of path blocks in parallel, each path addressed by (seed, path) only.
+"""Block driver (CPU): a block of paths on one thread, each path addressed by (seed, path) only.
 
 The caller allocates every output (:func:`simengine._layout.allocate_chunk`,
 :func:`simengine._layout.allocate_ledgers`) and the working arrays
-(:func:`simengine._layout.allocate_scratch`, one set per slot): a slot's blocks run one after
-another on one thread, so nothing here or below allocates.
+(:func:`simengine._layout.allocate_scratch`, one set per thread, a "slot"), and runs blocks on
+threads (:func:`simengine._jit.run_blocks`; the kernel releases the GIL), so nothing here or below
+allocates and one compiled function serves chunks and ledgers alike.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from .._jit import jit, parallel_jit, prange
+from .._jit import jit
 from .._layout import (
     BASIS_ENHANCED,
     BASIS_STANDALONE,
@@ -27,51 +26,27 @@ from .._layout import (
 from .pool import pool_path
 from .waterfall import waterfall_path
 
-BLOCK_PATHS = 64
-
 # the same functions inlined into simulate_block's path loop (numba IR inlining; never compiled
 # on their own, so nothing to cache)
 pool_path_inline = jit(getattr(pool_path, "py_func", pool_path), inline="always", cache=False)
 waterfall_path_inline = jit(getattr(waterfall_path, "py_func", waterfall_path), inline="always", cache=False)
 
 
-@parallel_jit
-def simulate_chunk(pp, wp, seed, first_path, global_shift, chi2_scale, antithetic, provider_shift,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out, scratch):
-    """Simulate paths ``first_path .. first_path + n - 1`` (n = ``weights.shape[0]``).
+@jit
+def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift,
+                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out, ledgers,
+                   collections_out, scratch, slot):
+    """Paths ``paths`` (int64, shape (m,)) into rows ``row0 .. row0 + m - 1`` of the outputs, on one
+    thread, with the working arrays of ``scratch`` slot ``slot``; where ``ledgers`` has rows, also
+    each path's enhanced ledger and collections (rows ``0 .. m - 1``).
 
     ``global_shift``, ``chi2_scale``, ``antithetic`` and ``provider_shift`` (ndarray(float64),
     shape (providers,)) are the sampling measure (see :func:`simengine._kernels.pool.pool_path`);
     the waterfall never sees it, only ``weights`` do.
 
     tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out : the fields of
-        :class:`simengine._layout.ChunkOutputs`, in that order (outputs).
-    scratch : :class:`simengine._layout.Scratch` with any number of slots; block b runs in slot
-        ``b % slots``.
-    """
-    n = weights.shape[0]
-    n_blocks = (n + BLOCK_PATHS - 1) // BLOCK_PATHS
-    slots = scratch.g_global.shape[0]
-    no_ledgers = np.empty((0, 0, 0))
-    no_collections = np.empty((0, 0))
-    for s in prange(slots):
-        slot = np.int64(s)  # prange's index is unsigned: a second compiled simulate_block otherwise
-        for b in range(slot, n_blocks, slots):
-            lo = b * BLOCK_PATHS
-            hi = min(n, lo + BLOCK_PATHS)
-            simulate_block(pp, wp, seed, np.arange(first_path + lo, first_path + hi), lo, global_shift, chi2_scale,
-                           antithetic, provider_shift, tranche_out, trig_out, flag_out, pool_out, cum_default,
-                           weights, provider_out, no_ledgers, no_collections, scratch, slot)
-
-
-@jit
-def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift,
-                   tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out, ledgers,
-                   collections_out, scratch, slot):
-    """Paths ``paths`` (int64, shape (m,)) into rows ``row0 .. row0 + m - 1`` of the outputs of
-    :func:`simulate_chunk`, on one thread, with the working arrays of ``scratch`` slot ``slot``;
-    where ``ledgers`` has rows, also each path's enhanced ledger and collections (rows
-    ``0 .. m - 1``).
+        :class:`simengine._layout.ChunkOutputs`, in that order (outputs, rows for the whole chunk).
+    scratch : :class:`simengine._layout.Scratch`
 
     ledgers : ndarray(float64), shape (m, periods, ledger width), or (0, 0, 0) for none
     collections_out : ndarray(float64), shape (m, periods), or (0, 0)
@@ -80,8 +55,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
 
     One call per block, with pool_path and waterfall_path inlined: a call per path would
     reference-count each of the plans' ~75 arrays twice (atomics on cache lines every thread
-    shares), and inlining into the parallel loop itself makes numba's parfor passes crawl. Chunks
-    and ledgers share this one compiled function.
+    shares). Chunks and ledgers share this one compiled function.
     """
     T = pp.periods
     n_tr = wp.tranche_balance.shape[0]
@@ -102,7 +76,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     res = scratch.res[slot]
     trig = scratch.trig[slot]
     flags = scratch.flags[slot]
-    no_ledger = np.empty((0, 0))
+    no_ledger = collections_out[:0]  # a view: kernels do not allocate (see simengine._jit)
     for q in range(paths.shape[0]):
         i = row0 + q
         w, z, chi2, n_def, n_obs, n_inv = pool_path_inline(

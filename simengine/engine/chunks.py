@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from .._jit import num_threads
+from .._jit import num_threads, run_blocks
 from .._kernels import chunk as kernels
 from .._layout import (
     BASIS_ENHANCED,
@@ -39,6 +39,11 @@ from .sampling import PLAIN, Sampling
 
 # numba compiles on a kernel's first call (or loads it from its cache): see warm_up
 _COMPILED = {"done": False, "seconds": 0.0}
+# paths per kernel call from a thread: enough work (milliseconds) that a call's argument
+# unboxing (the plans' arrays) is noise, few enough that threads share the end of a chunk evenly
+BLOCK_PATHS = 256
+NO_LEDGERS = np.empty((0, 0, 0))
+NO_COLLECTIONS = np.empty((0, 0))
 
 
 def scratch_for(plan: Plan, slots: int) -> Scratch:
@@ -68,12 +73,21 @@ def _allocate(plan: Plan, n: int) -> ChunkOutputs:
 def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling = PLAIN) -> ChunkOutputs:
     """Simulate paths ``first_path .. first_path + n - 1``; returns the kernel's output arrays.
 
-    One set of working arrays per thread (slots); the bits do not depend on how many.
+    Blocks of :data:`BLOCK_PATHS` paths run on :func:`simengine._jit.num_threads` threads, one
+    set of working arrays (slot) each; a path's outputs depend on its address only, so the bits
+    do not depend on the thread count or on which thread ran which block.
     """
     out = _allocate(plan, n)
-    kernels.simulate_chunk(plan.pool, plan.waterfall, np.int64(seed), np.int64(first_path),
-                           float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
-                           provider_shifts(plan, sampling), *out, scratch_for(plan, num_threads()))
+    scratch = scratch_for(plan, num_threads())
+    paths = np.arange(first_path, first_path + n, dtype=np.int64)
+    measure = (float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
+               provider_shifts(plan, sampling))
+
+    def block(lo: int, hi: int, slot: int) -> None:
+        kernels.simulate_block(plan.pool, plan.waterfall, np.int64(seed), paths[lo:hi], np.int64(lo), *measure,
+                               *out, NO_LEDGERS, NO_COLLECTIONS, scratch, np.int64(slot))
+
+    run_blocks(n, BLOCK_PATHS, block)
     return out
 
 
