@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._io import atomic_json, atomic_parquet, pid_alive
+from .._progress import PhaseClock
 from .._version import __version__
 from ..plan import Plan
 from ..scenario import Scenario
@@ -227,3 +229,63 @@ def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
     w = t.column(0).to_numpy()[k::n_tr]
     x = w * t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float)
     return 0.5 * (x[0::2] + x[1::2]) if spec.sampling.antithetic else x
+
+
+class SpooledColumns:
+    """The per-path columns of a spool's first ``n_chunks`` parts, each read once and kept.
+
+    Statistics ask for the same columns many times (the loss fractions for the summary, the
+    worst paths and the exceedance curves): each is read from the parts on first use only, and
+    each tranche loss column is sorted once (:meth:`order`). :meth:`release` drops them.
+
+    Parameters
+    ----------
+    spool : Path
+        The spool folder (``tranche_losses/``, ``pool_paths/``).
+    n_chunks : int
+        Parts that belong to the run.
+    tranches : int
+        Rows per path of ``tranche_losses``.
+    clock : PhaseClock or None
+        Reading is timed under ``read_spool``.
+    """
+
+    def __init__(self, spool: Path, n_chunks: int, tranches: int, clock: PhaseClock | None = None):
+        self.spool = Path(spool)
+        self.parts = [part_name(i) for i in range(n_chunks)]
+        self.tranches = tranches
+        self.clock = clock or PhaseClock()
+        self._columns: dict[tuple[str, str], np.ndarray] = {}
+        self._orders: dict[tuple[str, int], np.ndarray] = {}
+
+    def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
+        """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
+        return pa.concat_tables([pq.read_table(self.spool / folder / p, columns=columns) for p in self.parts])
+
+    def tables(self, folder: str):
+        """``folder``'s table part by part (a generator: one part in memory at a time)."""
+        return (pq.read_table(self.spool / folder / p) for p in self.parts)
+
+    def column(self, folder: str, name: str) -> np.ndarray:
+        """One column over every part, ndarray, shape (rows,); read on first use, then kept."""
+        key = (folder, name)
+        if key not in self._columns:
+            with self.clock("read_spool"):
+                self._columns[key] = np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False))
+        return self._columns[key]
+
+    def matrix(self, name: str) -> np.ndarray:
+        """A ``tranche_losses`` column as ndarray, shape (paths, tranches)."""
+        return self.column("tranche_losses", name).reshape(-1, self.tranches)
+
+    def order(self, name: str, k: int) -> np.ndarray:
+        """Stable argsort of tranche ``k``'s ``name`` (a loss column), ndarray(int64), shape (paths,);
+        sorted once, shared by every quantile, tail and curve of that column."""
+        if (name, k) not in self._orders:
+            self._orders[(name, k)] = np.argsort(self.matrix(name)[:, k], kind="stable")
+        return self._orders[(name, k)]
+
+    def release(self) -> None:
+        """Drop what was kept (a later call reads it again)."""
+        self._columns.clear()
+        self._orders.clear()

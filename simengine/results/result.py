@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import _jit, ratings
 from .._io import versions
 from .._layout import CLAIMS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from .._progress import PhaseClock
-from ..engine import RunSpec, ledgers, model_code_hash, part_name, resolved_hash
+from ..engine import RunSpec, SpooledColumns, ledgers, model_code_hash, part_name, resolved_hash
 from ..plan import Plan, provider_rows
 from ..scenario import Scenario
 from ..stats import (
@@ -30,7 +29,6 @@ from ..stats import (
     event_sampling_ok,
     exceedance,
     kish_ess,
-    stable_order,
     upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
@@ -64,7 +62,7 @@ def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarra
     """Statistics that are not plain means (their errors come from batch means): LGD, WAL, median
     loss, then VaR and ES at each of ``LEVELS``. ``order``: the stable argsort of ``loss`` (one
     sort serves the median and the tail)."""
-    order = stable_order(loss) if order is None else order
+    order = np.argsort(loss, kind="stable") if order is None else order
     return np.array([_ratio(w * loss, w * defaulted), _ratio(w * wal, w), weighted_quantiles(loss, w, [0.5], order)[0]]
                     + [v for pair in weighted_quantile_es(loss, w, LEVELS, order) for v in pair])
 
@@ -114,8 +112,7 @@ class SimulationResult:
         self.threads = threads
         self._attribution = attribution  # injected by the simulation layer: re-runs live in analysis
         self.clock = PhaseClock()  # seconds per phase of the statistics and the writing, for the manifest
-        self._columns: dict[tuple[str, str], np.ndarray] = {}  # spooled columns read once (see release)
-        self._orders: dict[tuple[str, int], np.ndarray] = {}  # one stable sort per tranche loss column
+        self.columns = SpooledColumns(self.spool, n_chunks, len(spec.plan.tranche_names), self.clock)
         if owns_spool:  # a temporary spool lives exactly as long as the result
             weakref.finalize(self, shutil.rmtree, str(self.spool), True)
 
@@ -124,37 +121,20 @@ class SimulationResult:
 
     # ------------------------------------------------------------------------------ raw tables
     def _read(self, folder: str, columns=None) -> pa.Table:
-        return pa.concat_tables([pq.read_table(self.spool / folder / p, columns=columns) for p in self.parts])
-
-    def _column(self, folder: str, name: str) -> np.ndarray:
-        """One spooled column over every part as ndarray, shape (rows,): read from the spool once,
-        kept until :meth:`release` (the summary, worst paths and curves share the loss columns)."""
-        key = (folder, name)
-        if key not in self._columns:
-            with self.clock("read_spool"):
-                self._columns[key] = np.asarray(self._read(folder, [name]).column(0).to_numpy(zero_copy_only=False))
-        return self._columns[key]
+        return self.columns.read(folder, columns)
 
     def _matrix(self, column: str) -> np.ndarray:
         """A tranche_losses column as ndarray, shape (paths, tranches)."""
-        return self._column("tranche_losses", column).reshape(self.paths, len(self.plan.tranche_names))
-
-    def _order(self, column: str, k: int) -> np.ndarray:
-        """Stable argsort of tranche ``k``'s ``column`` (a loss column), sorted once per run."""
-        if (column, k) not in self._orders:
-            self._orders[(column, k)] = stable_order(self._matrix(column)[:, k])
-        return self._orders[(column, k)]
+        return self.columns.matrix(column)
 
     def release(self) -> None:
-        """Drop the spooled columns and sort orders kept for the statistics (they are read again
-        if needed); the statistics themselves stay cached."""
-        self._columns.clear()
-        self._orders.clear()
+        """Drop the spooled columns kept for the statistics (:meth:`SpooledColumns.release`)."""
+        self.columns.release()
 
     @cached_property
     def weights(self) -> np.ndarray:
         """Likelihood-ratio weight of each path, ndarray(float64), shape (paths,); 1 for plain MC."""
-        return self._column("pool_paths", "weight")
+        return self.columns.column("pool_paths", "weight")
 
     @cached_property
     def tranche_losses(self) -> pd.DataFrame:
@@ -241,7 +221,7 @@ class SimulationResult:
                 else:
                     el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 # statistics that are not plain means get batch-means standard errors
-                order = self._order(prefix + "loss_fraction", k)
+                order = self.columns.order(prefix + "loss_fraction", k)
                 values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k], order)
                 errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs, order=order)
                 lgd, wal_mean, q50 = values[:3]
@@ -388,7 +368,8 @@ class SimulationResult:
 
     def _rating_levels(self) -> pd.DataFrame:
         w = self.weights
-        rates = (self._column("pool_paths", "default_fraction"), self._column("pool_paths", "pool_loss_fraction"))
+        rates = (self.columns.column("pool_paths", "default_fraction"),
+                 self.columns.column("pool_paths", "pool_loss_fraction"))
         wp = self.plan.waterfall
         horizon = self.plan.periods / wp.periods_per_year
         grades = ratings.table_grades("sp")
@@ -431,7 +412,7 @@ class SimulationResult:
 
     def _pool_summary(self) -> dict:
         def t(name: str) -> np.ndarray:
-            return self._column("pool_paths", name)
+            return self.columns.column("pool_paths", name)
 
         w = self.weights
         pairs = self.sampling.antithetic
@@ -579,7 +560,7 @@ class SimulationResult:
             for k, t in enumerate(self.plan.tranche_names):
                 for prefix, basis in BASES:
                     loss = self._matrix(prefix + "loss_fraction")[:, k]
-                    curves[(t, basis)] = exceedance(loss, self.weights, self._order(prefix + "loss_fraction", k))
+                    curves[(t, basis)] = exceedance(loss, self.weights, self.columns.order(prefix + "loss_fraction", k))
             return curves
 
     @cached_property

@@ -52,8 +52,7 @@ def write_run(result, out: Path) -> Path:
             atomic_parquet(out / f"{name}.parquet", [with_field_metadata(table, ratings.column_metadata)], meta)
     with result.clock("write_path_tables"):
         for folder in PATH_TABLES:
-            atomic_parquet(out / f"{folder}.parquet",
-                           (pq.read_table(result.spool / folder / p) for p in result.parts), meta)
+            atomic_parquet(out / f"{folder}.parquet", result.columns.tables(folder), meta)
     atomic_json(out / MANIFEST, result.manifest("ok", {"write_seconds": time.perf_counter() - start}))
     return out
 
