@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import pandas as pd
 
 from ..engine import RunSpec
@@ -15,7 +18,7 @@ VARIANTS = {
 }
 
 
-def channel_attribution(spec: RunSpec, paths: int) -> pd.DataFrame:
+def channel_attribution(spec: RunSpec, paths: int, full: Callable[[int], np.ndarray] | None = None) -> pd.DataFrame:
     """EL of every tranche and basis with obsolescence off, demand off and both off.
 
     The first ``min(paths, ATTRIBUTION_PATHS)`` paths are re-run under common random numbers
@@ -23,6 +26,9 @@ def channel_attribution(spec: RunSpec, paths: int) -> pd.DataFrame:
     those of per-path differences. ``via_obsolescence`` = EL(full) - EL(obsolescence off): the
     hazard multiplier on fixed royalties and the severity on running ones; ``via_demand`` likewise;
     ``interaction`` is what is left over the credit-only EL. A driver already off is not re-run.
+    ``full(n)``, where given, returns the run's own weighted losses of its first ``n`` paths in the
+    layout of :meth:`CommonRandomNumbers.weighted` (read from its spool: the same bits), so the
+    full scenario is not simulated a second time.
 
     Returns one row per (tranche, basis): el, el_se, el_credit_only, el_credit_only_se,
     via_obsolescence, via_obsolescence_se, via_demand, via_demand_se, interaction,
@@ -31,7 +37,7 @@ def channel_attribution(spec: RunSpec, paths: int) -> pd.DataFrame:
     crn = CommonRandomNumbers(spec, min(paths, ATTRIBUTION_PATHS))
     risk = spec.scenario.model.risk
     on = {"risk.obsolescence.enabled": risk.obsolescence.enabled, "risk.demand.enabled": risk.demand.enabled}
-    loss = {"full": crn.weighted("loss_fraction")}
+    loss = {"full": full(crn.paths) if full is not None else crn.weighted("loss_fraction")}
     for name, overrides in VARIANTS.items():
         effective = {k: v for k, v in overrides.items() if on[k]}  # switching off what is off changes nothing
         same = next((other for other, o in (("full", {}), *VARIANTS.items())

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._io import atomic_json, atomic_parquet, pid_alive
+from .._layout import BASIS_ENHANCED, BASIS_STANDALONE
 from .._progress import PhaseClock
 from .._version import __version__
 from ..plan import Plan
@@ -284,6 +285,16 @@ class SpooledColumns:
         if (name, k) not in self._orders:
             self._orders[(name, k)] = np.argsort(self.matrix(name)[:, k], kind="stable")
         return self._orders[(name, k)]
+
+    def weighted_losses(self, n: int) -> np.ndarray:
+        """w · loss fraction of the first ``n`` paths on both bases, ndarray(float64), shape
+        (n, 2, tranches), laid out as ``analysis.CommonRandomNumbers.weighted`` (``_layout.BASIS_*``):
+        the same bits as simulating them again."""
+        out = np.empty((n, 2, self.tranches))
+        w = self.column("pool_paths", "weight")[:n, None]
+        for basis, prefix in ((BASIS_ENHANCED, ""), (BASIS_STANDALONE, "standalone_")):
+            out[:, basis, :] = self.matrix(prefix + "loss_fraction")[:n] * w
+        return out
 
     def release(self) -> None:
         """Drop what was kept (a later call reads it again)."""

@@ -92,7 +92,9 @@ class SimulationResult:
     stop : dict or None
         How a target-RSE run stopped.
     attribution : callable or None
-        Returns the channel attribution table (:func:`simengine.analysis.channel_attribution`).
+        Returns the channel attribution table (:func:`simengine.analysis.channel_attribution`);
+        called with ``full=``, a function of ``n`` giving the run's own weighted losses of its
+        first ``n`` paths, so the full scenario is read from the spool, not simulated again.
     """
 
     def __init__(self, spec: RunSpec, paths: int, spool: Path, n_chunks: int, timings: dict,
@@ -402,7 +404,7 @@ class SimulationResult:
         if self._attribution is None:
             raise ValueError("this result was built without channel attribution")
         with self.clock("channel_attribution"):
-            return self._attribution()
+            return self._attribution(full=self.columns.weighted_losses)
 
     @cached_property
     def pool_summary(self) -> dict:
