@@ -79,6 +79,32 @@ def atomic_parquet(path: Path, tables: Iterable, meta: dict[bytes, bytes]) -> No
         tmp.unlink(missing_ok=True)
 
 
+def atomic_arrow(path: Path, table) -> None:
+    """Write a pyarrow table as an uncompressed Arrow IPC file, whole or not at all: the spool's
+    format, written at memory speed and read back by memory map without a copy (:func:`read_arrow`)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    tmp = partial_name(path)
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_arrow(path: Path, columns: list[str] | None = None):
+    """An Arrow IPC file written by :func:`atomic_arrow` as a pyarrow table (``columns`` only, if
+    given), memory-mapped: nothing is copied, and the map outlives the file's deletion."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path)) as source:
+        table = ipc.open_file(source).read_all()
+    return table.select(columns) if columns is not None else table
+
+
 def atomic_figure(path: Path, figure, fmt: str | None = None, dpi: int = 120) -> None:
     """Save a matplotlib Figure to ``path`` (format from the suffix unless given), whole or not at all."""
     tmp = partial_name(path)

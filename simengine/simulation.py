@@ -56,7 +56,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     """Simulate a scenario; returns a :class:`~simengine.results.SimulationResult`.
 
     Parameters override the scenario's ``[simulation]`` section. ``threads`` sets numba's
-    thread count (results do not depend on it). Per-path tables are spooled to Parquet parts in
+    thread count (results do not depend on it). Per-path tables are spooled to per-chunk parts in
     ``spool_dir`` (a temporary folder owned by the result when not given); chunks already
     finished there by an earlier, interrupted call with the same inputs are not recomputed.
     With ``target_rse``, chunks are added until the PD of ``tranche`` (default: the first) has

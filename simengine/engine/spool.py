@@ -1,8 +1,10 @@
-"""A run's options resolved once, its spec, and its spool: per-chunk Parquet parts on disk.
+"""A run's options resolved once, its spec, and its spool: per-chunk parts on disk.
 
-Memory is set by ``chunk_paths``: each chunk's per-path tables go to a Parquet part in a spool
-folder and are dropped; statistics are computed afterwards from the parts, in path order, so no
-number depends on how the paths were split. A spool is stamped with its run's fingerprint (the
+Memory is set by ``chunk_paths``: each chunk's per-path tables go to a part in a spool folder
+and are dropped; statistics are computed afterwards from the parts, in path order, so no number
+depends on how the paths were split. Parts are uncompressed Arrow IPC files: a scratch format,
+written at memory speed and read back by memory map, so a run encodes its per-path tables to
+Parquet once (the run folder's), not twice. A spool is stamped with its run's fingerprint (the
 resolved scenario, every option that decides a chunk, and a hash of the model code), so a resume
 never mixes parts computed under other inputs, other defaults or other code.
 """
@@ -23,9 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .._io import atomic_json, atomic_parquet, pid_alive
+from .._io import atomic_arrow, atomic_json, pid_alive, read_arrow
 from .._layout import BASIS_ENHANCED, BASIS_STANDALONE
 from .._progress import PhaseClock
 from .._version import __version__
@@ -196,7 +197,7 @@ def clean_stale_spools(folder: str | Path | None = None) -> list[Path]:
 
 def part_name(index: int) -> str:
     """File name of chunk ``index``'s part."""
-    return f"part-{index:06d}.parquet"
+    return f"part-{index:06d}.arrow"
 
 
 def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
@@ -216,7 +217,7 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
     del out
     for table, folder in ((tl, "tranche_losses"), (pp, "pool_paths")):
         (spool / folder).mkdir(exist_ok=True)
-        atomic_parquet(spool / folder / name, [table], {})
+        atomic_arrow(spool / folder / name, table)
     return seconds
 
 
@@ -226,7 +227,7 @@ def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
     basis = "" if spec.scenario.model.simulation.importance.basis == "enhanced" else "standalone_"
     k = spec.plan.tranche_names.index(spec.target_tranche)
     n_tr = len(spec.plan.tranche_names)
-    t = pq.read_table(spool / "tranche_losses" / part_name(index), columns=["weight", basis + "defaulted"])
+    t = read_arrow(spool / "tranche_losses" / part_name(index), ["weight", basis + "defaulted"])
     w = t.column(0).to_numpy()[k::n_tr]
     x = w * t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float)
     return 0.5 * (x[0::2] + x[1::2]) if spec.sampling.antithetic else x
@@ -261,11 +262,11 @@ class SpooledColumns:
 
     def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
         """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
-        return pa.concat_tables([pq.read_table(self.spool / folder / p, columns=columns) for p in self.parts])
+        return pa.concat_tables([read_arrow(self.spool / folder / p, columns) for p in self.parts])
 
     def tables(self, folder: str):
         """``folder``'s table part by part (a generator: one part in memory at a time)."""
-        return (pq.read_table(self.spool / folder / p) for p in self.parts)
+        return (read_arrow(self.spool / folder / p) for p in self.parts)
 
     def column(self, folder: str, name: str) -> np.ndarray:
         """One column over every part, ndarray, shape (rows,); read on first use, then kept."""

@@ -70,7 +70,7 @@ def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarra
 class SimulationResult:
     """What :func:`simengine.simulate` returns.
 
-    Per-path tables live in Parquet parts in a spool folder and load on first use; every
+    Per-path tables live in per-chunk parts in a spool folder and load on first use; every
     statistic is computed from them in path order, so it does not depend on chunking.
 
     Parameters
