@@ -95,11 +95,13 @@ class SimulationResult:
         Returns the channel attribution table (:func:`simengine.analysis.channel_attribution`);
         called with ``full=``, a function of ``n`` giving the run's own weighted losses of its
         first ``n`` paths, so the full scenario is read from the spool, not simulated again.
+    attribution_choice : dict or None
+        How many paths the attribution re-runs and by what rule (for the provenance).
     """
 
     def __init__(self, spec: RunSpec, paths: int, spool: Path, n_chunks: int, timings: dict,
                  owns_spool: bool = False, threads: int = 1, stop: dict | None = None,
-                 attribution: Callable[[], pd.DataFrame] | None = None):
+                 attribution: Callable[[], pd.DataFrame] | None = None, attribution_choice: dict | None = None):
         self.spec = spec
         self.scenario: Scenario = spec.scenario
         self.plan: Plan = spec.plan
@@ -113,6 +115,7 @@ class SimulationResult:
         self.timings = dict(timings)
         self.threads = threads
         self._attribution = attribution  # injected by the simulation layer: re-runs live in analysis
+        self.attribution_choice = attribution_choice
         self.clock = PhaseClock()  # seconds per phase of the statistics and the writing, for the manifest
         self.columns = SpooledColumns(self.spool, n_chunks, len(spec.plan.tranche_names), self.clock)
         if owns_spool:  # a temporary spool lives exactly as long as the result
@@ -528,6 +531,7 @@ class SimulationResult:
             "model_code": model_code_hash(),
             "seed": self.seed, "paths": self.paths,
             "chunk_paths": self.chunk_paths, "cashflow_sample_paths": min(self.paths, sim.cashflow_sample_paths),
+            "channel_attribution": self.attribution_choice,
             "variance_reduction": self.spec.sampling_info["variance_reduction"],
             "sampling": self.sampling._asdict(), "sampling_choice": self.spec.sampling_info,
             "target": self.stop, "engine": versions(),
