@@ -130,10 +130,10 @@ def weighted_quantiles_columns(values: np.ndarray, weights: np.ndarray, levels) 
     order = np.argsort(columns, axis=1, kind="stable")
     cdf = np.cumsum(weights[order], axis=1) / weights.sum()  # an accumulation in path order, as in 1-d
     x = np.take_along_axis(columns, order, axis=1)
+    targets = np.asarray(levels, dtype=float) - 1e-12  # the same subtraction as the one-column helper
     out = np.empty((len(levels), m))
     for j in range(m):
-        for i, a in enumerate(levels):
-            out[i, j] = x[j, min(int(np.searchsorted(cdf[j], a - 1e-12)), n - 1)]
+        out[:, j] = x[j, np.minimum(np.searchsorted(cdf[j], targets), n - 1)]
     return out
 
 

@@ -7,6 +7,7 @@ the run spec, fingerprinted spools).
 
 from .chunks import chunk_tables, compile_seconds, ledgers, run_chunk, warm_up
 from .importance import pilot, sampling_for
+from .parallel import ledgers_threaded
 from .sampling import PLAIN, Sampling
 from .spool import (
     RunOptions,
@@ -22,7 +23,6 @@ from .spool import (
 
 __all__ = [
     "PLAIN", "RunOptions", "RunSpec", "Sampling", "SpooledColumns", "chunk_tables", "compile_seconds", "ledgers",
-    "model_code_hash",
-    "open_spool", "part_name", "pilot", "resolved_hash", "run_chunk", "sampling_for", "spool_chunk", "target_units",
-    "warm_up",
+    "ledgers_threaded", "model_code_hash", "open_spool", "part_name", "pilot", "resolved_hash", "run_chunk",
+    "sampling_for", "spool_chunk", "target_units", "warm_up",
 ]
