@@ -127,13 +127,19 @@ def weighted_quantiles_columns(values: np.ndarray, weights: np.ndarray, levels) 
     """
     n, m = values.shape
     columns = np.ascontiguousarray(values.T)  # (m, n): each column's sort and cumsum run along a row
-    order = np.argsort(columns, axis=1, kind="stable")
-    cdf = np.cumsum(weights[order], axis=1) / weights.sum()  # an accumulation in path order, as in 1-d
-    x = np.take_along_axis(columns, order, axis=1)
-    targets = np.asarray(levels, dtype=float) - 1e-12  # the same subtraction as the one-column helper
     out = np.empty((len(levels), m))
-    for j in range(m):
-        out[:, j] = x[j, np.minimum(np.searchsorted(cdf[j], targets), n - 1)]
+    bits = columns.view(np.int64)
+    constant = (bits == bits[:, :1]).all(axis=1)  # the same bits throughout (a ledger item often is)
+    out[:, constant] = columns[constant, 0]  # every quantile of a constant is that constant, bit for bit
+    varying = np.flatnonzero(~constant)
+    if varying.size:
+        sub = columns[varying]
+        order = np.argsort(sub, axis=1, kind="stable")
+        cdf = np.cumsum(weights[order], axis=1) / weights.sum()  # an accumulation in path order, as in 1-d
+        x = np.take_along_axis(sub, order, axis=1)
+        targets = np.asarray(levels, dtype=float) - 1e-12  # the same subtraction as the one-column helper
+        for i, j in enumerate(varying):
+            out[:, j] = x[i, np.minimum(np.searchsorted(cdf[i], targets), n - 1)]
     return out
 
 
