@@ -302,9 +302,12 @@ def _simulate_into(sc, args, stage: Path):
                    chunk_paths=args.chunk_paths, threads=args.threads, progress=not args.quiet,
                    variance_reduction=args.variance_reduction, tranche=args.tranche, target_rse=args.target_rse,
                    spool_dir=spool, attribution_paths=args.attribution_paths)
+    if not args.no_plot:  # before the tables: the manifest, written last, then holds the plot's seconds too
+        figure = res.plot_loss_curves()
+        with res.clock("plot"):
+            atomic_figure(stage / "loss_curves.png", figure)
     res.to_parquet(stage)
-    if not args.no_plot:
-        atomic_figure(stage / "loss_curves.png", res.plot_loss_curves())
+    res.release()
     shutil.rmtree(spool)
     return res
 
