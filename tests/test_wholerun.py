@@ -87,7 +87,7 @@ def test_attribution_sample_rule():
 
 @pytest.fixture(scope="module")
 def small_run():
-    sc = se.load_scenario(GZ).with_overrides({"simulation.cashflow_sample_paths": 900})
+    sc = se.load_scenario(GZ).with_overrides({"simulation.cashflow_sample_paths": 900})  # one block
     return se.simulate(sc, paths=1_200, seed=9, chunk_paths=500, progress=False,
                        variance_reduction="importance+antithetic")
 
@@ -99,7 +99,7 @@ def test_attribution_reads_the_full_run_from_the_spool_with_the_bits_of_a_rerun(
 
 
 def test_threaded_ledgers_equal_one_block(small_run):
-    paths = np.arange(900, dtype=np.int64)
+    paths = np.arange(2_500, dtype=np.int64)  # three blocks of BLOCK_PATHS, two of them on the pool
     one = ledgers(small_run.plan, small_run.seed, paths, small_run.sampling)[0]
     many = ledgers_threaded(small_run.plan, small_run.seed, paths, small_run.sampling, threads=3)
     assert one.tobytes() == many.tobytes()

@@ -12,22 +12,32 @@ from ..plan import Plan
 from .chunks import ledgers
 from .sampling import PLAIN, Sampling
 
-MIN_BLOCK_PATHS = 256  # below this a block's thread costs more than it saves
+BLOCK_PATHS = 1024  # paths a thread does at a time: few enough that the blocks in flight stay small
 
 
 def ledgers_threaded(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN,
                      threads: int | None = None) -> np.ndarray:
-    """:func:`simengine.engine.ledgers` of ``paths`` split over ``threads`` (default: numba's thread
-    count) contiguous blocks; the same bits, since every path's numbers are its own.
+    """:func:`simengine.engine.ledgers` of ``paths`` in blocks of ``BLOCK_PATHS`` on ``threads``
+    (default: numba's thread count) threads; the same bits, since every path's numbers are its own.
+    Each block is copied into the result as it finishes, so memory is the result plus one block
+    per thread.
 
     paths : ndarray(int64), shape (n,)
     Returns ndarray(float64), shape (n, periods, ledger width).
     """
     paths = np.ascontiguousarray(paths, np.int64)
-    threads = max(1, min(threads or num_threads(), len(paths) // MIN_BLOCK_PATHS))
+    starts = range(0, len(paths), BLOCK_PATHS)
+    threads = max(1, min(threads or num_threads(), len(starts)))
     if threads == 1:
         return ledgers(plan, seed, paths, sampling)[0]
-    blocks = np.array_split(paths, threads)
+    first = ledgers(plan, seed, paths[:BLOCK_PATHS], sampling)[0]
+    out = np.empty((len(paths), *first.shape[1:]))
+    out[:BLOCK_PATHS] = first
+    del first
+
+    def fill(lo: int) -> None:
+        out[lo:lo + BLOCK_PATHS] = ledgers(plan, seed, paths[lo:lo + BLOCK_PATHS], sampling)[0]
+
     with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(lambda block: ledgers(plan, seed, block, sampling)[0], blocks))
-    return np.concatenate(parts)
+        list(pool.map(fill, starts[1:]))
+    return out
