@@ -199,6 +199,22 @@ def markdown(r: dict) -> str:
         L.append(f"- cache used: {c.get('cache')}")
         L.append(f"- `{cli['command']}` as a whole process, cache filled: first {cli['first_invocation']:.2f} s, "
                  f"second {cli['second_invocation']:.2f} s")
+    if "wholerun" in r:
+        w = r["wholerun"]
+        st = w["interpreter_start_s"]
+        L += ["", "## Whole runs (issue 17)", "",
+              f"Interpreter start: `simengine --help` {st['help']['wall_s']:.2f} s, importing the run's modules "
+              f"{st['imports']['wall_s']:.2f} s.", "",
+              "| workload | paths | process wall (s) | CPU (s) | kernel (s) | (wall - start) / kernel | "
+              "after / simulation |", "|---|---|---|---|---|---|---|"]
+        for name, x in w["workloads"].items():
+            b = x["best"]
+            L.append(f"| {name} | {x['paths']:,} | {b['process_wall_s']:.2f} | {b['process_cpu_s']:.2f} | "
+                     f"{b['kernel_s']:.2f} | {b['target_ratio']:.2f} | {b['after_simulation_over_simulation']:.2f} |")
+        for name, x in w["workloads"].items():
+            ranked = sorted(x["best"]["wall_shares"].items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
+            L.append(f"- {name} shares of the process wall time: {shares}")
     errors = {k: v["error"] for k, v in r.get("sections", {}).items() if v.get("error")}
     if errors:
         L += ["", "## Errors", ""] + [f"- {k}: `{v}`" for k, v in errors.items()]

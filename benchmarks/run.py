@@ -20,7 +20,10 @@ A registry of sections, run in this order (``--only`` and ``--skip`` take comma 
 - ``profile``: where the W1 kernel time goes (ablations of each risk driver, pool without
   waterfall, cost of the primitives);
 - ``compile``: cold compile time (empty NUMBA_CACHE_DIR, in a child process) and the cached start
-  of a whole ``simengine run`` process.
+  of a whole ``simengine run`` process;
+- ``wholerun``: issue 17's whole ``simengine run`` processes (W1 at 100,000 paths, the Guangzhou
+  deal at 2,000,000), kernels cached: process wall and CPU seconds, the interpreter's start, and
+  each phase's wall and CPU seconds from the run's own manifest (``timings.phases``), as shares.
 
 Writes ``<out>/<YYYY-MM-DD>-<hostname>[-quick][-<tag>].json`` and ``.md`` (``--out`` defaults to
 benchmarks/results). The shared clock, memory, machine and child-process helpers live in
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import re
 import socket
@@ -520,6 +524,72 @@ def compile_section(b: Bench, sec: dict) -> None:
                                                 "--paths 10000 --no-plot --quiet"}
         log(f"cached start: simengine run {walls[1]:.2f}s")
     b.report["compile"] = comp
+
+
+WHOLE_RUNS = (("W1", W1, 100_000, 10_000), ("W3", W3, 2_000_000, 100_000))  # name, scenario, full, quick paths
+
+
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children so far."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _timed_process(argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one child process; raises with its stderr if it fails."""
+    cpu, t0 = _child_cpu(), time.perf_counter()
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, _child_cpu() - cpu
+
+
+@section("wholerun")
+def wholerun_section(b: Bench, sec: dict) -> None:
+    """Whole ``simengine run`` processes (issue 17): where a run's time goes besides the kernel.
+
+    Per workload, the best of the repetitions (by process wall time) with its process wall and CPU
+    seconds, the main kernel pass (``kernel_seconds``), every phase of the manifest's
+    ``timings.phases`` (statistics, channel attribution, ledgers, Parquet writing; exclusive
+    seconds), and the interpreter's start (``python -m simengine --help`` and importing the run's
+    modules, timed apart). ``target_ratio`` is (process wall - start) / kernel, issue 17's target
+    being at most 1.5; ``after_simulation_over_simulation`` is the phases' wall over the spooling
+    pass's (the target: below 1).
+    """
+    start = {"help": _timed_process([sys.executable, "-m", "simengine", "--help"]),
+             "imports": _timed_process([sys.executable, "-c", "import simengine.simulation, simengine.results.plots"])}
+    out = {"interpreter_start_s": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in start.items()}, "workloads": {}}
+    start_s = start["imports"][0]
+    for name, path, full, quick in WHOLE_RUNS:
+        paths = b.q(full, quick)
+        reps = []
+        for _ in range(b.q(2, 1)):
+            with tempfile.TemporaryDirectory(prefix="simengine-bench-whole-") as tmp:
+                run = Path(tmp) / "run"
+                wall, cpu = _timed_process([sys.executable, "-m", "simengine", "run", str(path), "--paths", str(paths),
+                                            "--out", str(run), "--quiet", "--overwrite"])
+                manifest = json.loads((run / "manifest.json").read_text())
+            t = manifest["timings"]
+            phases = t.get("phases", {})
+            after = sum(p["wall_seconds"] for p in phases.values())
+            reps.append({"process_wall_s": wall, "process_cpu_s": cpu, "kernel_s": t["kernel_seconds"],
+                         "simulate_s": t["simulate_seconds"], "compile_load_s": t["compile_seconds"],
+                         "setup_s": t["setup_seconds"], "phases": phases,
+                         "attribution": manifest.get("channel_attribution"),
+                         "wall_shares": {"kernel": t["kernel_seconds"] / wall,
+                                         "spooling": (t["simulate_seconds"] - t["kernel_seconds"]) / wall,
+                                         **{k: p["wall_seconds"] / wall for k, p in phases.items()},
+                                         "start_load_and_other": 1 - (t["simulate_seconds"] + after) / wall},
+                         "target_ratio": (wall - start_s) / t["kernel_seconds"],
+                         "after_simulation_over_simulation": after / t["simulate_seconds"]})
+            log(f"whole run {name} {paths:,} paths: {wall:.1f}s (kernel {t['kernel_seconds']:.1f}s, "
+                f"after the simulation {after:.1f}s)")
+        out["workloads"][name] = {"scenario": str(path.relative_to(ROOT)), "paths": paths,
+                                  "best": min(reps, key=lambda r: r["process_wall_s"]), "runs": reps}
+    b.report["wholerun"] = out
 
 
 # --------------------------------------------------------------------------------------- main

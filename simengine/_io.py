@@ -54,22 +54,26 @@ def atomic_json(path: Path, data: dict) -> None:
     atomic_bytes(path, json.dumps(data, indent=2, default=json_default).encode())
 
 
-def atomic_parquet(path: Path, tables: Iterable, meta: dict[bytes, bytes]) -> None:
+def atomic_parquet(path: Path, tables: Iterable, meta: dict[bytes, bytes], options=None,
+                   row_group_rows: int | None = None) -> None:
     """Write the pyarrow tables (one schema) as one Parquet file, whole or not at all.
 
     ``meta`` is added to the schema metadata (e.g. ``{PROVENANCE_KEY: json}``); the tables may be
-    a generator, so a file larger than memory streams through one row group per table.
+    a generator, so a file larger than memory streams through one row group per table, or, with
+    ``row_group_rows``, per run of consecutive tables that together reach that many rows (small
+    chunks do not make a file of tiny row groups). ``options(schema)`` returns keyword arguments
+    for ``pyarrow.parquet.ParquetWriter`` (encodings, dictionaries); None: pyarrow's defaults.
     """
     import pyarrow.parquet as pq
 
     tmp = partial_name(path)
     writer = None
     try:
-        for table in tables:
+        for table in (tables if row_group_rows is None else _coalesced(tables, row_group_rows)):
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
+                writer = pq.ParquetWriter(tmp, table.schema, **(options(table.schema) if options else {}))
+            writer.write_table(table, row_group_size=max(table.num_rows, 1) if row_group_rows else None)
         writer.close()
         writer = None
         os.replace(tmp, path)
@@ -77,6 +81,48 @@ def atomic_parquet(path: Path, tables: Iterable, meta: dict[bytes, bytes]) -> No
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
+
+
+def atomic_arrow(path: Path, table) -> None:
+    """Write a pyarrow table as an uncompressed Arrow IPC file, whole or not at all: the spool's
+    format, written at memory speed and read back by memory map without a copy (:func:`read_arrow`)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    tmp = partial_name(path)
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_arrow(path: Path, columns: list[str] | None = None):
+    """An Arrow IPC file written by :func:`atomic_arrow` as a pyarrow table (``columns`` only, if
+    given), memory-mapped: nothing is copied, and the map outlives the file's deletion."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path)) as source:
+        table = ipc.open_file(source).read_all()
+    return table.select(columns) if columns is not None else table
+
+
+def _coalesced(tables: Iterable, rows: int):
+    """The tables, consecutive ones concatenated (without copying) until each group has at least
+    ``rows`` rows (the last may have fewer)."""
+    import pyarrow as pa
+
+    group, n = [], 0
+    for table in tables:
+        group.append(table)
+        n += table.num_rows
+        if n >= rows:
+            yield pa.concat_tables(group)
+            group, n = [], 0
+    if group:
+        yield pa.concat_tables(group)
 
 
 def atomic_figure(path: Path, figure, fmt: str | None = None, dpi: int = 120) -> None:

@@ -1,7 +1,8 @@
-"""Progress: a tqdm bar on a terminal, log lines with an ETA otherwise (a batch's log file)."""
+"""Progress: a tqdm bar on a terminal, log lines with an ETA otherwise (a batch's log file); phase clocks."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -72,3 +73,32 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class PhaseClock:
+    """Wall and CPU seconds per named phase of a run, exclusive of the phases nested inside it
+    (the summary's own work, not the channel attribution it asks for), so the phases add up.
+
+    CPU seconds are the process's (every thread's, numba's included): on a loaded machine they
+    say what a phase cost where wall seconds say how long it waited.
+    """
+
+    def __init__(self):
+        self.seconds: dict[str, dict[str, float]] = {}
+        self._inner: list[tuple[float, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        self._inner.append((0.0, 0.0))
+        try:
+            yield
+        finally:
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            inner_wall, inner_cpu = self._inner.pop()
+            entry = self.seconds.setdefault(name, {"wall_seconds": 0.0, "cpu_seconds": 0.0})
+            entry["wall_seconds"] += wall - inner_wall
+            entry["cpu_seconds"] += cpu - inner_cpu
+            if self._inner:
+                w, c = self._inner[-1]
+                self._inner[-1] = (w + wall, c + cpu)

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _jit
 from ._progress import Progress
-from .analysis.attribution import channel_attribution
+from .analysis.attribution import ATTRIBUTION_RULE, attribution_sample, channel_attribution
 from .engine import RunOptions, RunSpec, compile_seconds, open_spool, sampling_for, spool_chunk, target_units, warm_up
 from .plan import compile_plan
 from .results import SimulationResult
@@ -40,27 +40,33 @@ def prepare(scenario: Scenario, paths: int | None = None, seed: int | None = Non
 
 
 def collect(spec: RunSpec, spool: Path, n_chunks: int, timings: dict, owns_spool: bool,
-            stop: dict | None = None) -> SimulationResult:
-    """The :class:`SimulationResult` of the first ``n_chunks`` spooled chunks of ``spec``."""
+            stop: dict | None = None, attribution_paths: int | None = None) -> SimulationResult:
+    """The :class:`SimulationResult` of the first ``n_chunks`` spooled chunks of ``spec``; its channel
+    attribution re-runs ``attribution_paths`` paths (None: :data:`ATTRIBUTION_RULE`)."""
     paths = spec.paths_in(n_chunks)
+    n = attribution_sample(paths, spec.sampling.antithetic, attribution_paths)
+    choice = {"paths": n, "rule": ATTRIBUTION_RULE if attribution_paths is None else "asked for"}
     return SimulationResult(spec=spec, paths=paths, spool=spool, n_chunks=n_chunks, timings=timings,
                             owns_spool=owns_spool, threads=_jit.num_threads(), stop=stop,
-                            attribution=functools.partial(channel_attribution, spec, paths))
+                            attribution=functools.partial(channel_attribution, spec, paths, attribution_paths=n),
+                            attribution_choice=choice)
 
 
 def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
              chunk_paths: int | None = None, threads: int | None = None,
              progress: bool | None = None, spool_dir: str | Path | None = None,
              variance_reduction: str | None = None, tranche: str | None = None,
-             target_rse: float | None = None) -> SimulationResult:
+             target_rse: float | None = None, attribution_paths: int | None = None) -> SimulationResult:
     """Simulate a scenario; returns a :class:`~simengine.results.SimulationResult`.
 
     Parameters override the scenario's ``[simulation]`` section. ``threads`` sets numba's
-    thread count (results do not depend on it). Per-path tables are spooled to Parquet parts in
+    thread count (results do not depend on it). Per-path tables are spooled to per-chunk parts in
     ``spool_dir`` (a temporary folder owned by the result when not given); chunks already
     finished there by an earlier, interrupted call with the same inputs are not recomputed.
     With ``target_rse``, chunks are added until the PD of ``tranche`` (default: the first) has
     a relative standard error at most ``target_rse``, or ``paths`` (then a cap) is reached.
+    The channel attribution re-runs ``attribution_paths`` of the paths under its variants (None:
+    a tenth, at least 10,000, at most 50,000; :data:`~simengine.analysis.attribution.ATTRIBUTION_RULE`).
     """
     _jit.set_threads(threads)
     t0 = time.perf_counter()
@@ -96,7 +102,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     timings = {**spec.setup_timings, "process_compile_seconds": compile_seconds(),
                "setup_seconds": t1 - t0 - spec.setup_timings["compile_seconds"], "simulate_seconds": t2 - t1,
                "kernel_seconds": kernel_seconds, "chunks_computed": done - skipped, "chunks_resumed": skipped}
-    return collect(spec, spool, done, timings, owner, stop)
+    return collect(spec, spool, done, timings, owner, stop, attribution_paths)
 
 
 def _target_check(spec: RunSpec, spool: Path, index: int, sums: np.ndarray) -> dict:

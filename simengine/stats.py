@@ -47,20 +47,39 @@ def kish_ess(weights: np.ndarray) -> float:
 BATCHES = 20
 
 
-def batch_se(statistic, arrays: tuple, batches: int = BATCHES, pairs: bool = False) -> np.ndarray:
+def batch_se(statistic, arrays: tuple, batches: int = BATCHES, pairs: bool = False,
+             order: np.ndarray | None = None) -> np.ndarray:
     """Standard error by batch means of a statistic that is not a plain mean (quantiles, ratios).
 
     ``statistic(*arrays_of_one_batch)`` returns a 1-d array; the paths are cut into ``batches``
     contiguous batches (whole antithetic pairs), and the error of the full-sample statistic is
     taken as std(batch statistics) / sqrt(batches). Returns NaN where fewer than 2 batches fit.
+
+    ``order``: the stable argsort of the full sample's sort key (ndarray(int64), shape (n,)), for a
+    statistic that sorts; each batch's own stable order is then cut from it in O(n)
+    (:func:`sub_order`) instead of sorted again, and passed as ``statistic(..., order=...)``.
     """
     n = arrays[0].shape[0]
     step = 2 if pairs else 1
     size = (n // batches) // step * step
     if size < step or batches < 2:
-        return np.full(len(np.atleast_1d(statistic(*arrays))), math.nan)
-    values = np.array([statistic(*(a[b * size:(b + 1) * size] for a in arrays)) for b in range(batches)])
-    return values.std(axis=0, ddof=1) / math.sqrt(batches)
+        extra = {} if order is None else {"order": order}
+        return np.full(len(np.atleast_1d(statistic(*arrays, **extra))), math.nan)
+    values = []
+    for b in range(batches):
+        extra = {} if order is None else {"order": sub_order(order, b * size, (b + 1) * size)}
+        values.append(statistic(*(a[b * size:(b + 1) * size] for a in arrays), **extra))
+    return np.array(values).std(axis=0, ddof=1) / math.sqrt(batches)
+
+
+def sub_order(order: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The stable argsort of ``x[lo:hi]`` from ``order``, the stable argsort of ``x``.
+
+    A stable sort orders by (value, index); keeping the indices in [lo, hi) keeps that order, so
+    this equals ``np.argsort(x[lo:hi], kind="stable")`` exactly (NaN last in both).
+    """
+    kept = order[(order >= lo) & (order < hi)]
+    return kept - lo
 
 
 def wilson(p: float, n_eff: float, z: float = Z95) -> tuple[float, float]:
@@ -83,24 +102,56 @@ def upper_bound_no_events(n_eff: float, confidence: float = 0.95) -> float:
     return -math.expm1(math.log1p(-confidence) / n_eff)
 
 
-def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels) -> list[float]:
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")``: the one sort the quantile helpers share."""
+    return np.argsort(values, kind="stable")
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels, order: np.ndarray | None = None) -> list[float]:
     """Weighted quantiles inf{x : F(x) >= a} at each level a (a 1e-12 tolerance on F).
 
     values, weights : ndarray(float64), shape (n,)
+    order : ndarray(int64), shape (n,), optional: :func:`stable_order` of ``values`` if already known
     """
-    order = np.argsort(values, kind="stable")
+    order = stable_order(values) if order is None else order
     cdf = np.cumsum(weights[order]) / weights.sum()
     x = values[order]
     return [float(x[min(int(np.searchsorted(cdf, a - 1e-12)), len(x) - 1)]) for a in levels]
 
 
-def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels) -> list[tuple[float, float]]:
+def weighted_quantiles_columns(values: np.ndarray, weights: np.ndarray, levels) -> np.ndarray:
+    """:func:`weighted_quantiles` of every column of ``values`` at once (one sort call), the same bits.
+
+    values : ndarray(float64), shape (n, m);  weights : ndarray(float64), shape (n,)
+    Returns ndarray(float64), shape (len(levels), m).
+    """
+    n, m = values.shape
+    columns = np.ascontiguousarray(values.T)  # (m, n): each column's sort and cumsum run along a row
+    out = np.empty((len(levels), m))
+    bits = columns.view(np.int64)
+    constant = (bits == bits[:, :1]).all(axis=1)  # the same bits throughout (a ledger item often is)
+    out[:, constant] = columns[constant, 0]  # every quantile of a constant is that constant, bit for bit
+    varying = np.flatnonzero(~constant)
+    if varying.size:
+        sub = columns[varying]
+        order = np.argsort(sub, axis=1, kind="stable")
+        cdf = np.cumsum(weights[order], axis=1) / weights.sum()  # an accumulation in path order, as in 1-d
+        x = np.take_along_axis(sub, order, axis=1)
+        targets = np.asarray(levels, dtype=float) - 1e-12  # the same subtraction as the one-column helper
+        for i, j in enumerate(varying):
+            out[:, j] = x[i, np.minimum(np.searchsorted(cdf[i], targets), n - 1)]
+    return out
+
+
+def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels,
+                         order: np.ndarray | None = None) -> list[tuple[float, float]]:
     """(VaR, ES) at each level for the weighted empirical distribution.
 
     VaR_a = inf{x : F(x) >= a}; ES_a = E[L | tail of mass 1 - a], splitting the atom at VaR
     (Acerbi & Tasche 2002), so ES >= VaR always and ES = VaR when the tail is one point.
+    ``order``: :func:`stable_order` of ``values`` if already known.
     """
-    order = np.argsort(values, kind="stable")
+    order = stable_order(values) if order is None else order
     x = values[order]
     w = weights[order] / weights.sum()
     cdf = np.cumsum(w)
@@ -118,13 +169,15 @@ def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels) -> lis
     return out
 
 
-def exceedance_at(values: np.ndarray, weights: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def exceedance_at(values: np.ndarray, weights: np.ndarray, x: np.ndarray,
+                  order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Weighted P(L > x) at the given points with its standard error: (probability, se).
 
     values, weights : ndarray(float64), shape (n,);  x : ndarray(float64), shape (m,)
+    order : :func:`stable_order` of ``values`` if already known
     """
     n = values.shape[0]
-    order = np.argsort(values, kind="stable")
+    order = stable_order(values) if order is None else order
     v = values[order]
     w = weights[order]
     tail_w = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
@@ -139,18 +192,38 @@ def exceedance_at(values: np.ndarray, weights: np.ndarray, x: np.ndarray) -> tup
 CURVE_POINTS = 1001
 
 
-def exceedance(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unique_sorted(v: np.ndarray) -> np.ndarray:
+    """``np.unique(v)`` of an already sorted ``v``, without sorting it again.
+
+    Where -0.0 and 0.0 both occur, which of the two ``np.unique`` keeps depends on its own sort:
+    that rare case is left to ``np.unique`` itself, so the result is always the same bits.
+    """
+    zeros = v == 0
+    if v.shape[0] == 0 or (zeros.any() and np.signbit(v[zeros]).any()):
+        return np.unique(v)
+    keep = np.empty(v.shape[0], dtype=bool)
+    keep[0] = True
+    np.not_equal(v[1:], v[:-1], out=keep[1:])
+    if np.isnan(v[-1]):  # NaN != NaN and NaNs sort last: np.unique keeps the first of them only
+        keep[int(np.argmax(np.isnan(v))) + 1:] = False
+    return v[keep]
+
+
+def exceedance(values: np.ndarray, weights: np.ndarray,
+               order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted exceedance curve P(L > x) with its standard error, for tables and plots.
 
     At the distinct values x while there are at most ``CURVE_POINTS`` of them (the exact step
     corners), else on ``CURVE_POINTS`` equally spaced x over [0, max]: a million paths of
     continuous losses would otherwise make a million-row curve per tranche.
+    ``order``: :func:`stable_order` of ``values`` if already known (then no sort is repeated).
     Returns (x, probability, standard error), each ndarray(float64) of the same length.
     """
-    x = np.unique(values)
+    order = stable_order(values) if order is None else order
+    x = _unique_sorted(values[order])
     if len(x) > CURVE_POINTS:
         x = np.linspace(min(0.0, float(x[0])), float(x[-1]), CURVE_POINTS)
-    prob, se = exceedance_at(values, weights, x)
+    prob, se = exceedance_at(values, weights, x, order)
     return x, prob, se
 
 

@@ -177,7 +177,7 @@ def test_sigkill_then_resume_recomputes_no_finished_chunk(tmp_path):
     def state():
         finished = {p.parent.name for p in out.glob("runs/*/manifest.json")
                     if json.loads(p.read_text() or "{}").get("status") == "ok"}
-        parts = {p.name: len(list((p / "pool_paths").glob("part-*.parquet"))) for p in out.glob("spool/*")}
+        parts = {p.name: len(list((p / "pool_paths").glob("part-*.arrow"))) for p in out.glob("spool/*")}
         return finished, parts
 
     deadline = time.monotonic() + 120
@@ -295,7 +295,7 @@ def test_resume_after_a_schema_default_changed_recomputes_and_keeps_finished_run
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert json.loads((out / "runs" / "a_done" / "manifest.json").read_text())["status"] == "ok"
     assert not (out / "runs" / "b_cut" / "manifest.json").exists()
-    assert len(list((out / "spool" / "b_cut" / "pool_paths").glob("part-*.parquet"))) == 1  # of 4 chunks
+    assert len(list((out / "spool" / "b_cut" / "pool_paths").glob("part-*.arrow"))) == 1  # of 4 chunks
     finished = [*(out / "runs" / "a_done").iterdir(), *out.glob("combined/*/scenario=a_done/*")]
     stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in finished}
 

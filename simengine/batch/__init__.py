@@ -4,7 +4,7 @@ A batch folder (``--out``) holds::
 
     batch_manifest.json / .parquet    one row per scenario: status, error, timings, paths
     runs/<scenario id>/               the scenario's run folder (SPEC §5), as `simengine run` writes it
-    spool/<scenario id>/              its per-chunk Parquet parts while it runs (deleted once finished)
+    spool/<scenario id>/              its per-chunk parts (Arrow IPC) while it runs (deleted once finished)
     combined/batch=<batch id>/scenario=<scenario id>/part-0.parquet
                                       its summary (one row per tranche) with pool statistics, for
                                       cross-scenario queries (pandas, pyarrow.dataset, DuckDB)

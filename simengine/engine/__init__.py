@@ -7,11 +7,22 @@ the run spec, fingerprinted spools).
 
 from .chunks import chunk_tables, compile_seconds, ledgers, run_chunk, warm_up
 from .importance import pilot, sampling_for
+from .parallel import ledgers_threaded
 from .sampling import PLAIN, Sampling
-from .spool import RunOptions, RunSpec, model_code_hash, open_spool, part_name, resolved_hash, spool_chunk, target_units
+from .spool import (
+    RunOptions,
+    RunSpec,
+    SpooledColumns,
+    model_code_hash,
+    open_spool,
+    part_name,
+    resolved_hash,
+    spool_chunk,
+    target_units,
+)
 
 __all__ = [
-    "PLAIN", "RunOptions", "RunSpec", "Sampling", "chunk_tables", "compile_seconds", "ledgers", "model_code_hash",
-    "open_spool", "part_name", "pilot", "resolved_hash", "run_chunk", "sampling_for", "spool_chunk", "target_units",
-    "warm_up",
+    "PLAIN", "RunOptions", "RunSpec", "Sampling", "SpooledColumns", "chunk_tables", "compile_seconds", "ledgers",
+    "ledgers_threaded", "model_code_hash", "open_spool", "part_name", "pilot", "resolved_hash", "run_chunk",
+    "sampling_for", "spool_chunk", "target_units", "warm_up",
 ]

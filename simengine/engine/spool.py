@@ -1,8 +1,10 @@
-"""A run's options resolved once, its spec, and its spool: per-chunk Parquet parts on disk.
+"""A run's options resolved once, its spec, and its spool: per-chunk parts on disk.
 
-Memory is set by ``chunk_paths``: each chunk's per-path tables go to a Parquet part in a spool
-folder and are dropped; statistics are computed afterwards from the parts, in path order, so no
-number depends on how the paths were split. A spool is stamped with its run's fingerprint (the
+Memory is set by ``chunk_paths``: each chunk's per-path tables go to a part in a spool folder
+and are dropped; statistics are computed afterwards from the parts, in path order, so no number
+depends on how the paths were split. Parts are uncompressed Arrow IPC files: a scratch format,
+written at memory speed and read back by memory map, so a run encodes its per-path tables to
+Parquet once (the run folder's), not twice. A spool is stamped with its run's fingerprint (the
 resolved scenario, every option that decides a chunk, and a hash of the model code), so a resume
 never mixes parts computed under other inputs, other defaults or other code.
 """
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 
-from .._io import atomic_json, atomic_parquet, pid_alive
+from .._io import atomic_arrow, atomic_json, pid_alive, read_arrow
+from .._layout import BASIS_ENHANCED, BASIS_STANDALONE
+from .._progress import PhaseClock
 from .._version import __version__
 from ..plan import Plan
 from ..scenario import Scenario
@@ -193,7 +197,7 @@ def clean_stale_spools(folder: str | Path | None = None) -> list[Path]:
 
 def part_name(index: int) -> str:
     """File name of chunk ``index``'s part."""
-    return f"part-{index:06d}.parquet"
+    return f"part-{index:06d}.arrow"
 
 
 def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
@@ -213,7 +217,7 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
     del out
     for table, folder in ((tl, "tranche_losses"), (pp, "pool_paths")):
         (spool / folder).mkdir(exist_ok=True)
-        atomic_parquet(spool / folder / name, [table], {})
+        atomic_arrow(spool / folder / name, table)
     return seconds
 
 
@@ -223,7 +227,77 @@ def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
     basis = "" if spec.scenario.model.simulation.importance.basis == "enhanced" else "standalone_"
     k = spec.plan.tranche_names.index(spec.target_tranche)
     n_tr = len(spec.plan.tranche_names)
-    t = pq.read_table(spool / "tranche_losses" / part_name(index), columns=["weight", basis + "defaulted"])
+    t = read_arrow(spool / "tranche_losses" / part_name(index), ["weight", basis + "defaulted"])
     w = t.column(0).to_numpy()[k::n_tr]
     x = w * t.column(1).to_numpy(zero_copy_only=False)[k::n_tr].astype(float)
     return 0.5 * (x[0::2] + x[1::2]) if spec.sampling.antithetic else x
+
+
+class SpooledColumns:
+    """The per-path columns of a spool's first ``n_chunks`` parts, each read once and kept.
+
+    Statistics ask for the same columns many times (the loss fractions for the summary, the
+    worst paths and the exceedance curves): each is read from the parts on first use only, and
+    each tranche loss column is sorted once (:meth:`order`). :meth:`release` drops them.
+
+    Parameters
+    ----------
+    spool : Path
+        The spool folder (``tranche_losses/``, ``pool_paths/``).
+    n_chunks : int
+        Parts that belong to the run.
+    tranches : int
+        Rows per path of ``tranche_losses``.
+    clock : PhaseClock or None
+        Reading is timed under ``read_spool``.
+    """
+
+    def __init__(self, spool: Path, n_chunks: int, tranches: int, clock: PhaseClock | None = None):
+        self.spool = Path(spool)
+        self.parts = [part_name(i) for i in range(n_chunks)]
+        self.tranches = tranches
+        self.clock = clock or PhaseClock()
+        self._columns: dict[tuple[str, str], np.ndarray] = {}
+        self._orders: dict[tuple[str, int], np.ndarray] = {}
+
+    def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
+        """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
+        return pa.concat_tables([read_arrow(self.spool / folder / p, columns) for p in self.parts])
+
+    def tables(self, folder: str):
+        """``folder``'s table part by part (a generator: one part in memory at a time)."""
+        return (read_arrow(self.spool / folder / p) for p in self.parts)
+
+    def column(self, folder: str, name: str) -> np.ndarray:
+        """One column over every part, ndarray, shape (rows,); read on first use, then kept."""
+        key = (folder, name)
+        if key not in self._columns:
+            with self.clock("read_spool"):
+                self._columns[key] = np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False))
+        return self._columns[key]
+
+    def matrix(self, name: str) -> np.ndarray:
+        """A ``tranche_losses`` column as ndarray, shape (paths, tranches)."""
+        return self.column("tranche_losses", name).reshape(-1, self.tranches)
+
+    def order(self, name: str, k: int) -> np.ndarray:
+        """Stable argsort of tranche ``k``'s ``name`` (a loss column), ndarray(int64), shape (paths,);
+        sorted once, shared by every quantile, tail and curve of that column."""
+        if (name, k) not in self._orders:
+            self._orders[(name, k)] = np.argsort(self.matrix(name)[:, k], kind="stable")
+        return self._orders[(name, k)]
+
+    def weighted_losses(self, n: int) -> np.ndarray:
+        """w · loss fraction of the first ``n`` paths on both bases, ndarray(float64), shape
+        (n, 2, tranches), laid out as ``analysis.CommonRandomNumbers.weighted`` (``_layout.BASIS_*``):
+        the same bits as simulating them again."""
+        out = np.empty((n, 2, self.tranches))
+        w = self.column("pool_paths", "weight")[:n, None]
+        for basis, prefix in ((BASIS_ENHANCED, ""), (BASIS_STANDALONE, "standalone_")):
+            out[:, basis, :] = self.matrix(prefix + "loss_fraction")[:n] * w
+        return out
+
+    def release(self) -> None:
+        """Drop what was kept (a later call reads it again)."""
+        self._columns.clear()
+        self._orders.clear()

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import _jit, ratings
 from .._io import versions
-from .._layout import CLAIMS, FLAGS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
-from ..engine import RunSpec, ledgers, model_code_hash, part_name, resolved_hash
+from .._layout import CLAIMS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
+from .._progress import PhaseClock
+from ..engine import RunSpec, SpooledColumns, ledgers, ledgers_threaded, model_code_hash, part_name, resolved_hash
 from ..plan import Plan, provider_rows
 from ..scenario import Scenario
 from ..stats import (
@@ -34,6 +34,7 @@ from ..stats import (
     weighted_mean_se,
     weighted_quantile_es,
     weighted_quantiles,
+    weighted_quantiles_columns,
     wilson,
 )
 from .plots import loss_curves_figure
@@ -56,17 +57,20 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     return float(num.sum() / d) if d > 0 else math.nan
 
 
-def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarray) -> np.ndarray:
+def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarray,
+          order: np.ndarray | None = None) -> np.ndarray:
     """Statistics that are not plain means (their errors come from batch means): LGD, WAL, median
-    loss, then VaR and ES at each of ``LEVELS``."""
-    return np.array([_ratio(w * loss, w * defaulted), _ratio(w * wal, w), weighted_quantiles(loss, w, [0.5])[0]]
-                    + [v for pair in weighted_quantile_es(loss, w, LEVELS) for v in pair])
+    loss, then VaR and ES at each of ``LEVELS``. ``order``: the stable argsort of ``loss`` (one
+    sort serves the median and the tail)."""
+    order = np.argsort(loss, kind="stable") if order is None else order
+    return np.array([_ratio(w * loss, w * defaulted), _ratio(w * wal, w), weighted_quantiles(loss, w, [0.5], order)[0]]
+                    + [v for pair in weighted_quantile_es(loss, w, LEVELS, order) for v in pair])
 
 
 class SimulationResult:
     """What :func:`simengine.simulate` returns.
 
-    Per-path tables live in Parquet parts in a spool folder and load on first use; every
+    Per-path tables live in per-chunk parts in a spool folder and load on first use; every
     statistic is computed from them in path order, so it does not depend on chunking.
 
     Parameters
@@ -88,12 +92,16 @@ class SimulationResult:
     stop : dict or None
         How a target-RSE run stopped.
     attribution : callable or None
-        Returns the channel attribution table (:func:`simengine.analysis.channel_attribution`).
+        Returns the channel attribution table (:func:`simengine.analysis.channel_attribution`);
+        called with ``full=``, a function of ``n`` giving the run's own weighted losses of its
+        first ``n`` paths, so the full scenario is read from the spool, not simulated again.
+    attribution_choice : dict or None
+        How many paths the attribution re-runs and by what rule (for the provenance).
     """
 
     def __init__(self, spec: RunSpec, paths: int, spool: Path, n_chunks: int, timings: dict,
                  owns_spool: bool = False, threads: int = 1, stop: dict | None = None,
-                 attribution: Callable[[], pd.DataFrame] | None = None):
+                 attribution: Callable[[], pd.DataFrame] | None = None, attribution_choice: dict | None = None):
         self.spec = spec
         self.scenario: Scenario = spec.scenario
         self.plan: Plan = spec.plan
@@ -107,6 +115,9 @@ class SimulationResult:
         self.timings = dict(timings)
         self.threads = threads
         self._attribution = attribution  # injected by the simulation layer: re-runs live in analysis
+        self.attribution_choice = attribution_choice
+        self.clock = PhaseClock()  # seconds per phase of the statistics and the writing, for the manifest
+        self.columns = SpooledColumns(self.spool, n_chunks, len(spec.plan.tranche_names), self.clock)
         if owns_spool:  # a temporary spool lives exactly as long as the result
             weakref.finalize(self, shutil.rmtree, str(self.spool), True)
 
@@ -115,17 +126,20 @@ class SimulationResult:
 
     # ------------------------------------------------------------------------------ raw tables
     def _read(self, folder: str, columns=None) -> pa.Table:
-        return pa.concat_tables([pq.read_table(self.spool / folder / p, columns=columns) for p in self.parts])
+        return self.columns.read(folder, columns)
 
     def _matrix(self, column: str) -> np.ndarray:
         """A tranche_losses column as ndarray, shape (paths, tranches)."""
-        values = self._read("tranche_losses", [column]).column(0).to_numpy(zero_copy_only=False)
-        return np.asarray(values).reshape(self.paths, len(self.plan.tranche_names))
+        return self.columns.matrix(column)
+
+    def release(self) -> None:
+        """Drop the spooled columns kept for the statistics (:meth:`SpooledColumns.release`)."""
+        self.columns.release()
 
     @cached_property
     def weights(self) -> np.ndarray:
         """Likelihood-ratio weight of each path, ndarray(float64), shape (paths,); 1 for plain MC."""
-        return self._read("pool_paths", ["weight"]).column(0).to_numpy()
+        return self.columns.column("pool_paths", "weight")
 
     @cached_property
     def tranche_losses(self) -> pd.DataFrame:
@@ -171,6 +185,10 @@ class SimulationResult:
     @cached_property
     def summary(self) -> pd.DataFrame:
         """One row per tranche: SPEC §6 metrics, enhanced (no prefix) and ``standalone_``."""
+        with self.clock("summary"):
+            return self._summary()
+
+    def _summary(self) -> pd.DataFrame:
         w = self.weights
         n = self.paths
         pairs = self.sampling.antithetic
@@ -208,8 +226,9 @@ class SimulationResult:
                 else:
                     el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 # statistics that are not plain means get batch-means standard errors
-                values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k])
-                errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs)
+                order = self.columns.order(prefix + "loss_fraction", k)
+                values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k], order)
+                errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs, order=order)
                 lgd, wal_mean, q50 = values[:3]
                 row.update({
                     prefix + "pd": pd_, prefix + "pd_se": pd_se, prefix + "pd_lower": lo, prefix + "pd_upper": hi,
@@ -349,9 +368,13 @@ class SimulationResult:
         batch-means standard error (``_se``). NaN where grade_pd is 0 (the 100% quantile: no
         sample estimates it) or the horizon lies beyond the table.
         """
-        t = self._read("pool_paths", ["weight", "default_fraction", "pool_loss_fraction"])
-        w = t.column("weight").to_numpy()
-        rates = (t.column("default_fraction").to_numpy(), t.column("pool_loss_fraction").to_numpy())
+        with self.clock("rating_levels"):
+            return self._rating_levels()
+
+    def _rating_levels(self) -> pd.DataFrame:
+        w = self.weights
+        rates = (self.columns.column("pool_paths", "default_fraction"),
+                 self.columns.column("pool_paths", "pool_loss_fraction"))
         wp = self.plan.waterfall
         horizon = self.plan.periods / wp.periods_per_year
         grades = ratings.table_grades("sp")
@@ -383,26 +406,28 @@ class SimulationResult:
         see :func:`simengine.analysis.channel_attribution`."""
         if self._attribution is None:
             raise ValueError("this result was built without channel attribution")
-        return self._attribution()
+        with self.clock("channel_attribution"):
+            return self._attribution(full=self.columns.weighted_losses)
 
     @cached_property
     def pool_summary(self) -> dict:
         """Pool-level statistics (SPEC §6): default rates, collections, triggers, providers."""
-        cols = ["weight", "default_fraction", "collections_amount", *FLAGS, *CLAIMS, "call_period"]
-        cols += [f"trigger_{t}" for t in self.plan.trigger_names]
-        t = self._read("pool_paths", cols).to_pandas()
-        w = t["weight"].to_numpy()
+        with self.clock("pool_summary"):
+            return self._pool_summary()
+
+    def _pool_summary(self) -> dict:
+        def t(name: str) -> np.ndarray:
+            return self.columns.column("pool_paths", name)
+
+        w = self.weights
         pairs = self.sampling.antithetic
-        dr = t["default_fraction"].to_numpy()
+        dr = t("default_fraction")
         levels = (0.5, 0.95, 0.99, 0.999)
         q = weighted_quantiles(dr, w, levels)
         q_se = batch_se(lambda x, ww: np.array(weighted_quantiles(x, ww, levels)), (dr, w), pairs=pairs)
-        tl = self._read("tranche_losses", list(TRANCHE_DRAWS))
-        nt = len(self.plan.tranche_names)
-        drawn = {kind: tl.column(j).to_numpy().reshape(self.paths, nt).sum(axis=1) > 0
-                 for j, kind in enumerate(PROVIDER_KINDS)}
-        needed = {kind: t[f"{kind}_needed"].to_numpy() for kind in PROVIDER_KINDS}
-        failed = {kind: t[f"{kind}_provider_failed"].to_numpy() for kind in PROVIDER_KINDS}
+        drawn = {kind: self._matrix(column).sum(axis=1) > 0 for kind, column in zip(PROVIDER_KINDS, TRANCHE_DRAWS)}
+        needed = {kind: t(f"{kind}_needed") for kind in PROVIDER_KINDS}
+        failed = {kind: t(f"{kind}_provider_failed") for kind in PROVIDER_KINDS}
         out = {
             "paths": self.paths, "ess_kish": kish_ess(w),
             "licensee_default_rate_q50": q[0], "licensee_default_rate_q95": q[1],
@@ -413,13 +438,13 @@ class SimulationResult:
             n = needed[kind]
             out[f"{kind}_provider_failed_given_needed"] = (
                 float((w * failed[kind]).sum() / (w * n).sum()) if n.any() else math.nan)
-        means = {"licensee_default_rate_mean": dr, "expected_collections_amount": t["collections_amount"]}
+        means = {"licensee_default_rate_mean": dr, "expected_collections_amount": t("collections_amount")}
         for kind in PROVIDER_KINDS:
             means[f"p_{kind}_needed"] = needed[kind]
             means[f"p_{kind}_drawn"] = drawn[kind]
         for kind in PROVIDER_KINDS:
             means[f"p_{kind}_provider_failed_when_needed"] = failed[kind]
-        means.update({f"p_trigger_{name}": t[f"trigger_{name}"] for name in self.plan.trigger_names})
+        means.update({f"p_trigger_{name}": t(f"trigger_{name}") for name in self.plan.trigger_names})
         for j, kind, labels in self.migrating_providers:  # credit migration: grades over the deal
             worst = self.worst_grades(kind)
             start = grade_rank_sp(labels[int(self.plan.pool.provider_initial_grade[j])])
@@ -428,10 +453,10 @@ class SimulationResult:
             means[f"p_{kind}_defaulted"] = worst >= len(ratings.SP_LETTERS)
         # what the providers are still owed at legal final, and the clean-up call
         for kind, name in zip(PROVIDER_KINDS, CLAIMS):
-            owed = t[name].to_numpy()
+            owed = t(name)
             means[f"p_{kind}_claim_outstanding_at_final"] = owed > 0
             means[f"{kind}_unreimbursed_mean_amount"] = owed
-        call = t["call_period"].to_numpy(dtype=float, na_value=np.nan)
+        call = np.asarray(t("call_period"), dtype=float)  # a null (not called) reads as NaN
         called = ~np.isnan(call)
         means["p_called"] = called
         for key, values in means.items():
@@ -451,23 +476,31 @@ class SimulationResult:
         ``sample_paths`` column), re-simulated from their addresses.
         """
         n = min(self.paths, self.scenario.model.simulation.cashflow_sample_paths)
-        led, _ = ledgers(self.plan, self.seed, np.arange(n, dtype=np.int64), self.sampling)
+        with self.clock("cashflows_ledgers"):
+            led = ledgers_threaded(self.plan, self.seed, np.arange(n, dtype=np.int64), self.sampling)
+        with self.clock("cashflows"):
+            return self._cashflows(led, n)
+
+    def _cashflows(self, led: np.ndarray, n: int) -> pd.DataFrame:
         w = self.weights[:n]
         rows = []
         for owner, item, c in ledger_columns(self.plan.tranche_names):
             if item in LEDGER_RATIOS:
                 continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
+            qs = weighted_quantiles_columns(led[:, :, c], w, CASHFLOW_QUANTILES)  # every period in one sort
             for p in range(self.plan.periods):
-                x = led[:, p, c]
-                qs = weighted_quantiles(x, w, CASHFLOW_QUANTILES)
-                mean, se = weighted_mean_se(x, w, self.sampling.antithetic)
-                rows.append((p + 1, owner, item, mean, se, *qs, n))
+                mean, se = weighted_mean_se(led[:, p, c], w, self.sampling.antithetic)
+                rows.append((p + 1, owner, item, mean, se, *qs[:, p], n))
         return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
                                            "sample_paths"])
 
     @cached_property
     def worst_paths(self) -> pd.DataFrame:
         """Full ledgers of the worst path for each tranche (largest loss, then shortfall, then PV loss)."""
+        with self.clock("worst_paths"):
+            return self._worst_paths()
+
+    def _worst_paths(self) -> pd.DataFrame:
         loss = self._matrix("loss_fraction")
         short = self._matrix("interest_shortfall_amount")
         pv = self._matrix("pv_loss_fraction")
@@ -475,7 +508,8 @@ class SimulationResult:
         for k, name in enumerate(self.plan.tranche_names):
             order = np.lexsort((np.arange(self.paths), -pv[:, k], -short[:, k], -loss[:, k]))
             chosen.append((name, int(order[0])))
-        led, _ = ledgers(self.plan, self.seed, np.array([p for _, p in chosen], np.int64), self.sampling)
+        with self.clock("worst_paths_ledgers"):
+            led, _ = ledgers(self.plan, self.seed, np.array([p for _, p in chosen], np.int64), self.sampling)
         frames = []
         cols = ledger_columns(self.plan.tranche_names)
         for i, (name, path) in enumerate(chosen):
@@ -497,6 +531,7 @@ class SimulationResult:
             "model_code": model_code_hash(),
             "seed": self.seed, "paths": self.paths,
             "chunk_paths": self.chunk_paths, "cashflow_sample_paths": min(self.paths, sim.cashflow_sample_paths),
+            "channel_attribution": self.attribution_choice,
             "variance_reduction": self.spec.sampling_info["variance_reduction"],
             "sampling": self.sampling._asdict(), "sampling_choice": self.spec.sampling_info,
             "target": self.stop, "engine": versions(),
@@ -506,7 +541,8 @@ class SimulationResult:
 
     def manifest(self, status: str, timings: dict | None = None) -> dict:
         """``manifest.json`` of the run folder with ``status`` (``"ok"`` once everything is written)."""
-        return {**self.provenance(), "status": status, "timings": {**self.timings, **(timings or {})},
+        timings = {**self.timings, **(timings or {}), "phases": self.clock.seconds}
+        return {**self.provenance(), "status": status, "timings": timings,
                 "resolved_scenario": self.scenario.resolved(), "pool_summary": self.pool_summary,
                 "rating_tables": {key: {"source": ratings.TABLES[key].source, "verified": ratings.TABLES[key].verified}
                                   for key in self.rating_tables},
@@ -520,9 +556,18 @@ class SimulationResult:
     # ---------------------------------------------------------------------------------- plots
     def loss_exceedance(self, tranche: str, basis: str = "enhanced"):
         """(x, P(L > x), standard error) for one tranche; weighted."""
-        prefix = "" if basis == "enhanced" else "standalone_"
-        loss = self._matrix(prefix + "loss_fraction")[:, self.plan.tranche_names.index(tranche)]
-        return exceedance(loss, self.weights)
+        return self._curves[(tranche, basis)]
+
+    @cached_property
+    def _curves(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """{(tranche, basis): :meth:`loss_exceedance`}, each from the loss column's one sort."""
+        with self.clock("exceedance"):
+            curves = {}
+            for k, t in enumerate(self.plan.tranche_names):
+                for prefix, basis in BASES:
+                    loss = self._matrix(prefix + "loss_fraction")[:, k]
+                    curves[(t, basis)] = exceedance(loss, self.weights, self.columns.order(prefix + "loss_fraction", k))
+            return curves
 
     @cached_property
     def exceedance_table(self) -> pd.DataFrame:
@@ -535,7 +580,7 @@ class SimulationResult:
         frames = []
         for t in self.plan.tranche_names:
             for b in ("enhanced", "standalone"):
-                x, prob, se = self.loss_exceedance(t, b)
+                x, prob, se = self._curves[(t, b)]
                 frames.append(pd.DataFrame({"tranche": t, "basis": b, "loss_fraction": x, "probability": prob,
                                             "se": se, "lower": np.clip(prob - Z95 * se, 0, 1),
                                             "upper": np.clip(prob + Z95 * se, 0, 1)}))
@@ -543,7 +588,7 @@ class SimulationResult:
 
     def plot_loss_curves(self):
         """Loss exceedance curves per tranche on a log probability axis; returns a Figure."""
-        curves = {(t, b): self.loss_exceedance(t, b) for t in self.plan.tranche_names
-                  for b in ("enhanced", "standalone")}
-        return loss_curves_figure(curves, self.summary, self.scenario.name, self.paths,
-                                  self.spec.sampling_info["variance_reduction"])
+        summary = self.summary
+        with self.clock("plot"):
+            return loss_curves_figure(dict(self._curves), summary, self.scenario.name, self.paths,
+                                      self.spec.sampling_info["variance_reduction"])

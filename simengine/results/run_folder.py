@@ -28,6 +28,22 @@ BATCH_MANIFEST = "batch_manifest.json"
 SMALL_TABLES = ("summary", "pool_summary", "channel_attribution", "cashflows", "worst_paths", "loss_exceedance",
                 "rating_levels")
 PATH_TABLES = ("tranche_losses", "pool_paths")
+PATH_ROW_GROUP_ROWS = 1 << 17  # per-path tables: row groups of at least this many rows, whatever the chunk
+
+
+def path_table_options(schema: pa.Schema) -> dict:
+    """Parquet writer settings of the per-path tables.
+
+    Dictionary pages only where values repeat (counts, periods, the dictionary-typed tranche and
+    grade columns): on columns of distinct floats pyarrow builds a dictionary, finds it too large
+    and falls back, which doubled the cost of the write for files 7-10% smaller. The ascending
+    path index is delta-encoded (a fifth of the file's bytes otherwise). Values and arrow types
+    are unchanged; only the bytes on disk differ.
+    """
+    repeated = [f.name for f in schema if pa.types.is_dictionary(f.type)
+                or (pa.types.is_integer(f.type) and f.name != "path")]
+    return {"use_dictionary": repeated,
+            "column_encoding": {"path": "DELTA_BINARY_PACKED"} if "path" in schema.names else None}
 
 
 def write_run(result, out: Path) -> Path:
@@ -41,16 +57,19 @@ def write_run(result, out: Path) -> Path:
     provenance = result.provenance()
     atomic_json(out / MANIFEST, {**provenance, "status": "writing"})
     meta = {PROVENANCE_KEY: json.dumps(provenance, default=json_default).encode()}
-    frames = {"summary": result.summary, "pool_summary": pd.DataFrame([result.pool_summary]),
-              "channel_attribution": result.channel_attribution, "cashflows": result.cashflows,
-              "worst_paths": result.worst_paths, "loss_exceedance": result.exceedance_table,
-              "rating_levels": result.rating_levels}
+    frames = {"summary": lambda: result.summary, "pool_summary": lambda: pd.DataFrame([result.pool_summary]),
+              "channel_attribution": lambda: result.channel_attribution, "cashflows": lambda: result.cashflows,
+              "worst_paths": lambda: result.worst_paths, "loss_exceedance": lambda: result.exceedance_table,
+              "rating_levels": lambda: result.rating_levels}
     for name in SMALL_TABLES:
-        table = pa.Table.from_pandas(frames[name], preserve_index=False)
-        atomic_parquet(out / f"{name}.parquet", [with_field_metadata(table, ratings.column_metadata)], meta)
-    for folder in PATH_TABLES:
-        atomic_parquet(out / f"{folder}.parquet",
-                       (pq.read_table(result.spool / folder / p) for p in result.parts), meta)
+        frame = frames[name]()  # computed here, timed under its own phase
+        with result.clock("write_tables"):
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            atomic_parquet(out / f"{name}.parquet", [with_field_metadata(table, ratings.column_metadata)], meta)
+    with result.clock("write_path_tables"):
+        for folder in PATH_TABLES:
+            atomic_parquet(out / f"{folder}.parquet", result.columns.tables(folder), meta, path_table_options,
+                           PATH_ROW_GROUP_ROWS)
     atomic_json(out / MANIFEST, result.manifest("ok", {"write_seconds": time.perf_counter() - start}))
     return out
 

@@ -1,0 +1,134 @@
+"""The whole run (issue 17): the shortcuts that keep statistics, attribution and writing cheap give
+the same bits as the long way round, and the run says what it chose and what each phase cost."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import simengine as se
+from simengine._progress import PhaseClock
+from simengine.analysis.attribution import (
+    ATTRIBUTION_MIN_PATHS,
+    ATTRIBUTION_PATHS,
+    ATTRIBUTION_SHARE,
+    attribution_sample,
+)
+from simengine.analysis.crn import CommonRandomNumbers
+from simengine.engine import ledgers, ledgers_threaded
+from simengine.stats import (
+    batch_se,
+    exceedance,
+    stable_order,
+    sub_order,
+    weighted_quantile_es,
+    weighted_quantiles,
+    weighted_quantiles_columns,
+)
+
+GZ = "scenarios/guangzhou_patent_2019.toml"
+
+
+def samples(seed: int):
+    """Loss-like samples: atoms at 0 and 1, ties, continuous values, NaN-free, with weights."""
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 7, 40, 1_001):
+        atoms = rng.choice([0.0, 0.0, 0.25, 1.0], size=n)
+        yield atoms, np.ones(n)
+        yield np.where(rng.random(n) < 0.3, rng.random(n), 0.0), rng.lognormal(0.0, 0.5, n)
+
+
+def test_one_sort_gives_the_bits_of_many():
+    for i, (x, w) in enumerate(samples(1)):
+        order = stable_order(x)
+        assert weighted_quantiles(x, w, [0.5, 0.99], order) == weighted_quantiles(x, w, [0.5, 0.99])
+        assert weighted_quantile_es(x, w, (0.95, 0.999), order) == weighted_quantile_es(x, w, (0.95, 0.999))
+        for a, b in zip(exceedance(x, w, order), exceedance(x, w)):
+            assert a.tobytes() == b.tobytes()
+
+        def tail(xx, ww, order=None):
+            return np.array(weighted_quantile_es(xx, ww, (0.9,), order)[0])
+
+        for pairs in (False, True):
+            got = batch_se(tail, (x, w), pairs=pairs, order=order)
+            assert got.tobytes() == batch_se(tail, (x, w), pairs=pairs).tobytes(), i
+        for lo, hi in ((0, len(x)), (len(x) // 3, len(x) - len(x) // 4)):
+            assert np.array_equal(sub_order(order, lo, hi), np.argsort(x[lo:hi], kind="stable"))
+
+
+def test_exceedance_points_are_np_unique_even_with_signed_zeros():
+    x = np.array([0.0, -0.0, 0.5, 0.0, 0.5, 1.0])
+    w = np.ones(len(x))
+    assert exceedance(x, w)[0].tobytes() == np.unique(x).tobytes()
+
+
+def test_quantiles_of_every_column_at_once_equal_one_at_a_time():
+    rng = np.random.default_rng(2)
+    values = np.where(rng.random((500, 12)) < 0.5, 0.0, rng.random((500, 12)))
+    w = rng.lognormal(size=500)
+    levels = (0.05, 0.5, 0.95)
+    want = np.array([weighted_quantiles(values[:, j], w, levels) for j in range(12)]).T
+    assert weighted_quantiles_columns(values, w, levels).tobytes() == want.tobytes()
+
+
+def test_attribution_sample_rule():
+    assert attribution_sample(1_000, False) == 1_000  # a small run: every path
+    assert attribution_sample(ATTRIBUTION_MIN_PATHS * 3, False) == ATTRIBUTION_MIN_PATHS
+    assert attribution_sample(ATTRIBUTION_PATHS * ATTRIBUTION_SHARE // 2, False) == ATTRIBUTION_PATHS // 2
+    assert attribution_sample(10 ** 8, False) == ATTRIBUTION_PATHS
+    assert attribution_sample(10 ** 8, False, asked=123) == 123
+    assert attribution_sample(500, False, asked=10 ** 6) == 500
+    assert attribution_sample(1_000, True, asked=301) == 300  # whole antithetic pairs
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    sc = se.load_scenario(GZ).with_overrides({"simulation.cashflow_sample_paths": 900})  # one block
+    return se.simulate(sc, paths=1_200, seed=9, chunk_paths=500, progress=False,
+                       variance_reduction="importance+antithetic")
+
+
+def test_attribution_reads_the_full_run_from_the_spool_with_the_bits_of_a_rerun(small_run):
+    n = attribution_sample(small_run.paths, True)
+    rerun = CommonRandomNumbers(small_run.spec, n).weighted("loss_fraction")
+    assert small_run.columns.weighted_losses(n).tobytes() == rerun.tobytes()
+
+
+def test_threaded_ledgers_equal_one_block(small_run):
+    paths = np.arange(2_500, dtype=np.int64)  # three blocks of BLOCK_PATHS, two of them on the pool
+    one = ledgers(small_run.plan, small_run.seed, paths, small_run.sampling)[0]
+    many = ledgers_threaded(small_run.plan, small_run.seed, paths, small_run.sampling, threads=3)
+    assert one.tobytes() == many.tobytes()
+
+
+def test_run_folder_states_phases_choice_and_row_groups(small_run, tmp_path):
+    out = small_run.to_parquet(tmp_path / "run")
+    manifest = json.loads((out / "manifest.json").read_text())
+    phases = manifest["timings"]["phases"]
+    for name in ("summary", "channel_attribution", "cashflows_ledgers", "write_path_tables"):
+        assert phases[name]["wall_seconds"] >= 0 and phases[name]["cpu_seconds"] >= 0
+    assert manifest["channel_attribution"] == {"paths": 1_200, "rule": manifest["channel_attribution"]["rule"]}
+    assert "paths // 10" in manifest["channel_attribution"]["rule"]
+    meta = pq.ParquetFile(out / "tranche_losses.parquet").metadata
+    assert meta.num_row_groups == 1  # three chunks of 500 paths, coalesced
+    encodings = {meta.row_group(0).column(j).path_in_schema: meta.row_group(0).column(j).encodings
+                 for j in range(meta.num_columns)}
+    assert "DELTA_BINARY_PACKED" in encodings["path"]
+    assert not any("DICTIONARY" in e for e in encodings["loss_fraction"])
+
+
+def test_phase_clock_counts_nested_phases_once():
+    clock = PhaseClock()
+    start = time.perf_counter()
+    with clock("outer"):
+        time.sleep(0.02)
+        with clock("inner"):
+            time.sleep(0.05)
+    total = time.perf_counter() - start
+    s = clock.seconds
+    assert s["inner"]["wall_seconds"] >= 0.05 and s["outer"]["wall_seconds"] >= 0.02
+    assert s["outer"]["wall_seconds"] + s["inner"]["wall_seconds"] <= total  # the inner phase counted once
