@@ -88,7 +88,7 @@ class SimulationResult:
     owns_spool : bool
         Delete the spool when the result is garbage-collected.
     threads : int
-        numba threads used (for the manifest; results do not depend on it).
+        kernel threads used (for the manifest; results do not depend on it).
     stop : dict or None
         How a target-RSE run stopped.
     attribution : callable or None
