@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 GZ = "scenarios/guangzhou_patent_2019.toml"
+GZ_DEAL = "scenarios/deals/guangzhou_patent_2019.toml"  # the text itself (GZ only extends it)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -117,8 +118,10 @@ def test_kills_at_random_points_keep_the_old_run_or_the_whole_new_one(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_say_what_they_left(tmp_path, sig):
     out = tmp_path / "gz"
-    proc = subprocess.Popen([sys.executable, "-m", "simengine", "run", GZ, "--paths", "400000", "--chunk-paths",
-                             "20000", "--out", str(out), "--quiet"], cwd=REPO, stdout=subprocess.PIPE,
+    # W1, not Guangzhou: 400,000 Guangzhou paths now finish in under the 4 s the signal waits
+    proc = subprocess.Popen([sys.executable, "-m", "simengine", "run", "scenarios/w1_workload.toml", "--paths",
+                             "400000", "--chunk-paths", "20000", "--out", str(out), "--quiet"], cwd=REPO,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)
     proc.send_signal(sig)
@@ -188,7 +191,7 @@ def test_too_many_threads_is_an_error_not_a_silent_clamp(tmp_path):
 
 
 def _variant(tmp_path, name: str, old: str, new: str) -> Path:
-    text = (REPO / GZ).read_text()
+    text = (REPO / GZ_DEAL).read_text()
     assert old in text, old
     path = tmp_path / f"{name}.toml"
     path.write_text(text.replace(old, new, 1))
@@ -216,7 +219,7 @@ def test_inputs_that_used_to_pass_are_clear_errors(tmp_path, name, old, new, key
 
 
 def test_every_royalty_zero_is_an_error(tmp_path):
-    text = (REPO / GZ).read_text()
+    text = (REPO / GZ_DEAL).read_text()
     import re
 
     path = tmp_path / "zero.toml"
@@ -231,7 +234,7 @@ def test_notes_far_above_the_royalties_are_a_recorded_warning(tmp_path):
     import json
     import tomllib
 
-    raw = tomllib.loads((REPO / GZ).read_text())
+    raw = tomllib.loads((REPO / GZ_DEAL).read_text())
     scheduled = sum(l["royalty"] * 12 for l in raw["pool"]["licences"])  # every licence pays all 12 quarters
     balance = raw["structure"]["tranches"][1]["balance"]  # the subordinated tranche stays as it is
     path = _variant(tmp_path, "big_notes", "balance = 286_000_000.0", f"balance = {10 * scheduled - balance}")
