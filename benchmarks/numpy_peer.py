@@ -20,21 +20,33 @@ The model is the one of :func:`simengine._kernels.pool.pool_path` and
   global factor, multiplying the hazard after it happens; default period = first period whose
   path-dependent cumulative hazard reaches the licensee's exposure (vectorised bisection, the
   same algorithm as the kernel);
-- invalidation hazard, expiry, re-licensing after a lag at a (fixed or beta) recovery until the
-  IP is obsolete, expired or invalidated; running royalties scale with demand and obsolescence
-  severity, floored by the minimum royalty;
+- invalidation hazard, expiry, re-licensing after a lag at a (fixed or beta) recovery until
+  expiry or invalidation; after its technology's obsolescence a re-licence earns ``1 - severity``
+  of its terms (a running one through its royalty group's multiplier, a fixed one cut to the kept
+  share), none once the technology is wholly obsolete (severity 1); running royalties scale with
+  demand and obsolescence severity, floored by the minimum royalty;
 - the default priority of payments: fees, interest in seniority order (reserve, then payment
-  commitment, then guarantee cover shortfalls), reserve to target (no release above target
-  while a trap trigger is on), sequential principal, residual; cumulative-default-rate and DSCR
-  triggers (consecutive periods, curable or latched)
-  with the effects sequential, trap and accelerate; contractual principal shortfalls at
+  commitment, then guarantee cover shortfalls; a carried shortfall accrues at the coupon where
+  the tranche says ``interest_on_deferred``), reserve to target (no release above target while a
+  trap trigger is on), sequential principal, residual (a trap's fraction of it into the reserve);
+  triggers on the cumulative default rate, ``dscr`` (collections over fees, interest and the
+  principal the contracts require by the period's end: everything at legal final for sequential
+  notes) and ``icr`` (collections over fees and interest), consecutive periods, curable or
+  latched, with the effects sequential, trap (the largest active fraction) and accelerate (each
+  tranche's interest then its principal, reserve released); contractual principal shortfalls at
   maturity drawn from the enhancers; providers (the plan's provider table, any number of rows,
   asked in row order) default by the same copula (wrong-way loading).
 
-Feature subset (what the reference workloads W1, W2 and W3 use, plus cheap extras): every
-tranche must amortise ``sequential`` and the waterfall must be the default one (no custom
-``[[structure.waterfall]]``); importance-sampling weights are not supported. Anything else
-raises :class:`NotImplementedError`.
+Feature subset: what the reference workloads W1, W2 (``scenarios/w1_workload.toml``,
+``w2_workload.toml``) and W3 (``guangzhou_patent_2019.toml``) use, plus cheap extras (Student-t
+copula, factor correlation matrix, forced obsolescence, OU or GBM demand, ``icr`` triggers, trap
+fractions, interest on deferred interest, the sequential effect). :func:`check_supported` raises
+:class:`NotImplementedError` for the rest: any amortisation but ``sequential``; a custom
+``[[structure.waterfall]]``; reimbursed providers and liquidity facilities (their claims and
+reimburse steps); a clean-up call; the ``oc`` metric; early amortisation; forced licensee
+defaults (stresses, a licence's ``default_period``); systematic recoveries
+(``recovery_global_loading``); provider credit migration. Importance sampling and antithetic
+paths are not offered (plain Monte Carlo only).
 
 Every core: chunks go to one worker process per core (:class:`Workers`), each with its own
 generator, and their sums are merged in chunk order, so the statistics do not depend on the
