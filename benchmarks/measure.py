@@ -91,7 +91,8 @@ def engine_stats(res) -> dict:
     -------
     dict
         ``tranche_names``, ``paths``; per basis (``enhanced``, ``standalone``) lists ``el``,
-        ``el_se``, ``pd``, ``pd_se`` over the tranches; ``pool``: ``{name: {"mean": [m], "se": [s]}}``.
+        ``el_se``, ``pd``, ``pd_se`` over the tranches; ``trigger_names``; ``pool``: ``{name: {"mean":
+        [m], "se": [s]}}``, and ``trigger_fired`` with one mean and se per trigger (enhanced basis).
     """
     names = list(res.plan.tranche_names)
     tl = res.tranche_losses
@@ -117,6 +118,12 @@ def engine_stats(res) -> dict:
         if col in pp:
             mean, se = _mean_se(pp[col].to_numpy(float))
             pool[name] = {"mean": [mean], "se": [se]}
+    # each trigger's probability of firing (enhanced basis): where dscr, icr and trap fractions show
+    names_trig = list(res.plan.trigger_names)
+    fired = [_mean_se(pp[f"trigger_{t}"].to_numpy(float)) for t in names_trig if f"trigger_{t}" in pp]
+    if names_trig and len(fired) == len(names_trig):
+        pool["trigger_fired"] = {"mean": [m for m, _ in fired], "se": [s for _, s in fired]}
+    out["trigger_names"] = names_trig
     out["pool"] = pool
     return out
 
@@ -126,7 +133,7 @@ def pool_stats(stats: list[dict]) -> dict:
     if len(stats) == 1:
         return stats[0]
     r = len(stats)
-    out = {"tranche_names": stats[0]["tranche_names"], "runs": r}
+    out = {"tranche_names": stats[0]["tranche_names"], "trigger_names": stats[0].get("trigger_names", []), "runs": r}
     for basis in ("enhanced", "standalone"):
         out[basis] = {}
         for m in ("el", "pd"):
@@ -141,7 +148,7 @@ def pool_stats(stats: list[dict]) -> dict:
 
 def agreement(engine: dict, peer: dict) -> dict:
     """z-scores (engine - peer) / sqrt(se_e^2 + se_p^2) for EL and PD per tranche and basis, and
-    for the pool means both report.
+    for the pool means both report (each trigger's probability of firing too, its name in ``tranche``).
 
     Returns
     -------
@@ -157,13 +164,15 @@ def agreement(engine: dict, peer: dict) -> dict:
                 se = math.sqrt(es * es + ps * ps)
                 rows.append({"basis": basis, "tranche": name, "metric": m, "engine": e, "engine_se": es,
                              "peer": p, "peer_se": ps, "z": (e - p) / se if se > 0 else (0.0 if e == p else math.inf)})
-    for m in ("defaults", "obsolete", "invalidated", "collections"):
+    pool_rows = [(m, "-", 0) for m in ("defaults", "obsolete", "invalidated", "collections")]
+    pool_rows += [("trigger_fired", name, c) for c, name in enumerate(engine.get("trigger_names", []))]
+    for m, label, c in pool_rows:
         if m in engine.get("pool", {}) and m in peer.get("pool", {}):
-            e, es = engine["pool"][m]["mean"][0], engine["pool"][m]["se"][0]
-            p, ps = peer["pool"][m]["mean"][0], peer["pool"][m]["se"][0]
+            e, es = engine["pool"][m]["mean"][c], engine["pool"][m]["se"][c]
+            p, ps = peer["pool"][m]["mean"][c], peer["pool"][m]["se"][c]
             se = math.sqrt(es * es + ps * ps)
-            rows.append({"basis": "pool", "tranche": "-", "metric": m, "engine": e, "engine_se": es, "peer": p,
-                         "peer_se": ps, "z": (e - p) / se if se > 0 else 0.0})
+            rows.append({"basis": "pool", "tranche": label, "metric": m, "engine": e, "engine_se": es, "peer": p,
+                         "peer_se": ps, "z": (e - p) / se if se > 0 else (0.0 if e == p else math.inf)})
     zs = [abs(r["z"]) for r in rows if math.isfinite(r["z"])]
     return {"rows": rows, "max_abs_z": max(zs) if zs else None,
             "n_abs_z_over_3": sum(z > 3 for z in zs), "n": len(zs)}

@@ -20,21 +20,33 @@ The model is the one of :func:`simengine._kernels.pool.pool_path` and
   global factor, multiplying the hazard after it happens; default period = first period whose
   path-dependent cumulative hazard reaches the licensee's exposure (vectorised bisection, the
   same algorithm as the kernel);
-- invalidation hazard, expiry, re-licensing after a lag at a (fixed or beta) recovery until the
-  IP is obsolete, expired or invalidated; running royalties scale with demand and obsolescence
-  severity, floored by the minimum royalty;
+- invalidation hazard, expiry, re-licensing after a lag at a (fixed or beta) recovery until
+  expiry or invalidation; after its technology's obsolescence a re-licence earns ``1 - severity``
+  of its terms (a running one through its royalty group's multiplier, a fixed one cut to the kept
+  share), none once the technology is wholly obsolete (severity 1); running royalties scale with
+  demand and obsolescence severity, floored by the minimum royalty;
 - the default priority of payments: fees, interest in seniority order (reserve, then payment
-  commitment, then guarantee cover shortfalls), reserve to target (no release above target
-  while a trap trigger is on), sequential principal, residual; cumulative-default-rate and DSCR
-  triggers (consecutive periods, curable or latched)
-  with the effects sequential, trap and accelerate; contractual principal shortfalls at
+  commitment, then guarantee cover shortfalls; a carried shortfall accrues at the coupon where
+  the tranche says ``interest_on_deferred``), reserve to target (no release above target while a
+  trap trigger is on), sequential principal, residual (a trap's fraction of it into the reserve);
+  triggers on the cumulative default rate, ``dscr`` (collections over fees, interest and the
+  principal the contracts require by the period's end: everything at legal final for sequential
+  notes) and ``icr`` (collections over fees and interest), consecutive periods, curable or
+  latched, with the effects sequential, trap (the largest active fraction) and accelerate (each
+  tranche's interest then its principal, reserve released); contractual principal shortfalls at
   maturity drawn from the enhancers; providers (the plan's provider table, any number of rows,
   asked in row order) default by the same copula (wrong-way loading).
 
-Feature subset (what the reference workloads W1, W2 and W3 use, plus cheap extras): every
-tranche must amortise ``sequential`` and the waterfall must be the default one (no custom
-``[[structure.waterfall]]``); importance-sampling weights are not supported. Anything else
-raises :class:`NotImplementedError`.
+Feature subset: what the reference workloads W1, W2 (``scenarios/w1_workload.toml``,
+``w2_workload.toml``) and W3 (``guangzhou_patent_2019.toml``) use, plus cheap extras (Student-t
+copula, factor correlation matrix, forced obsolescence, OU or GBM demand, ``icr`` triggers, trap
+fractions, interest on deferred interest, the sequential effect). :func:`check_supported` raises
+:class:`NotImplementedError` for the rest: any amortisation but ``sequential``; a custom
+``[[structure.waterfall]]``; reimbursed providers and liquidity facilities (their claims and
+reimburse steps); a clean-up call; the ``oc`` metric; early amortisation; forced licensee
+defaults (stresses, a licence's ``default_period``); systematic recoveries
+(``recovery_global_loading``); provider credit migration. Importance sampling and antithetic
+paths are not offered (plain Monte Carlo only).
 
 Every core: chunks go to one worker process per core (:class:`Workers`), each with its own
 generator, and their sums are merged in chunk order, so the statistics do not depend on the
@@ -63,26 +75,54 @@ from simengine.plan.waterfall import (
     OP_RESERVE,
     OP_RESIDUAL,
     TE_ACCELERATE,
+    TE_EARLY_AMORTISATION,
     TE_TRAP,
     TM_CDR,
+    TM_DSCR,
+    TM_OC,
 )
 
 DEFAULT_CHUNK_PATHS = 4096
 
 
 def check_supported(plan: Plan) -> None:
-    """Raise NotImplementedError for plan features outside the peer's subset."""
-    wp = plan.waterfall
+    """Raise NotImplementedError for plan features outside the peer's subset (module docstring)."""
+    wp, pp = plan.waterfall, plan.pool
+
+    def no(feature: str) -> None:
+        raise NotImplementedError(f"numpy peer: {feature} is not implemented")
+
     if np.any(wp.tranche_mode != AM_SEQUENTIAL):
-        raise NotImplementedError("numpy peer: only sequential amortisation")
+        no("an amortisation other than sequential")
     n = len(wp.tranche_balance)
-    default_steps = [OP_FEES, OP_INTEREST, OP_RESERVE, OP_PRINCIPAL, OP_RESIDUAL]
-    if list(wp.steps[:, 0]) != default_steps:
-        raise NotImplementedError("numpy peer: only the default waterfall")
-    for s in (1, 3):
-        members = wp.step_members[wp.steps[s, 1]]
-        if list(members[members >= 0]) != list(range(n)):
-            raise NotImplementedError("numpy peer: only the default waterfall")
+
+    def members(g: int) -> list[int]:
+        row = wp.step_members[g]
+        return [int(x) for x in row[row >= 0]]
+
+    steps = [(int(op), members(g) if op in (OP_INTEREST, OP_PRINCIPAL) else None) for op, g in wp.steps]
+    everyone = list(range(n))
+    if steps != [(OP_FEES, None), (OP_INTEREST, everyone), (OP_RESERVE, None), (OP_PRINCIPAL, everyone),
+                 (OP_RESIDUAL, None)]:
+        no("a custom waterfall or a reimburse step")
+    accel = [(int(op), members(g) if op in (OP_INTEREST, OP_PRINCIPAL) else None) for op, g in wp.steps_accelerated]
+    if accel != [(OP_FEES, None)] + [s for k in everyone for s in ((OP_INTEREST, [k]), (OP_PRINCIPAL, [k]))] + [
+            (OP_RESIDUAL, None)]:
+        no("an accelerated waterfall with a reimburse step")
+    if np.any(wp.provider_reimbursed) or np.any(wp.provider_liquidity):
+        no("a reimbursed provider or a liquidity facility")
+    if wp.call_fraction >= 0.0:
+        no("a clean-up call")
+    if wp.oc_on or pp.oc_on or np.any(wp.trigger_metric == TM_OC):
+        no("the oc metric")
+    if np.any(wp.trigger_effect == TE_EARLY_AMORTISATION):
+        no("early amortisation")
+    if pp.licensee_forced_any or np.any(pp.licensee_forced_default >= 0):
+        no("a forced licensee default (stress)")
+    if pp.recovery_beta and pp.recovery_loading != 0.0:
+        no("systematic recoveries (recovery_global_loading)")
+    if np.any(pp.provider_migrates != 0):
+        no("provider credit migration")
 
 
 # ---------------------------------------------------------------------------------------- pool
@@ -213,9 +253,20 @@ def simulate_pool(plan: Plan, rng: np.random.Generator, n: int) -> dict:
         mean = pp.licence_recovery[cols]
         conc = mean * (1.0 - mean) / pp.recovery_stdev ** 2 - 1.0
         rec[rows, cols] = rng.beta(mean * conc, (1.0 - mean) * conc)
+    # re-licensing from the lag to expiry or invalidation; after obsolescence it earns the kept share
+    # (1 - severity) of its terms: a running re-licence through its royalty group's multiplier (as
+    # the licence), a fixed one cut to the kept share from then on; none once wholly obsolete
+    t_obs = obs[:, pp.licence_technology]                         # (n, licences)
+    kept = (1.0 - pp.obsolescence_severity[pp.licence_technology])[None, :]
     r_start = np.maximum(tau + pp.relicense_lag, start)
-    r_stop = np.minimum(last + 1, np.minimum(inval, obs[:, pp.licence_technology]))
-    relicensed = defaulted & (rec > 0.0) & (r_start < r_stop)
+    r_end = np.minimum(last + 1, inval)
+    r_last = np.where(kept > 0.0, r_end, np.minimum(r_end, t_obs))
+    relicensed = defaulted & (rec > 0.0) & (r_start < r_last)
+    v = np.where(relicensed, rec * amount, 0.0)
+    fixed = ~pp.group_running[pp.licence_group][None, :]
+    cut = relicensed & fixed & (kept > 0.0) & (kept < 1.0) & (t_obs < r_end)
+    v_cut = np.where(cut, v * (1.0 - kept), 0.0)
+    cut_from = np.maximum(t_obs, r_start)
 
     # difference arrays per (path, royalty group, period) by bincount, then a cumulative sum
     n_grp = len(pp.group_running)
@@ -223,10 +274,10 @@ def simulate_pool(plan: Plan, rng: np.random.Generator, n: int) -> dict:
     row = (np.arange(n)[:, None] * n_grp + pp.licence_group[None, :]) * width
     active = start < stop
     idx = np.concatenate([(row + start).ravel(), (row + np.minimum(stop, T)).ravel(),
-                          (row + np.minimum(r_start, T)).ravel(), (row + np.minimum(r_stop, T)).ravel()])
+                          (row + np.minimum(r_start, T)).ravel(), (row + np.minimum(r_last, T)).ravel(),
+                          (row + np.minimum(cut_from, T)).ravel(), (row + np.minimum(r_end, T)).ravel()])
     wts = np.concatenate([np.where(active, amount, 0.0).ravel(), np.where(active, -amount, 0.0).ravel(),
-                          np.where(relicensed, rec * amount, 0.0).ravel(),
-                          np.where(relicensed, -rec * amount, 0.0).ravel()])
+                          v.ravel(), -v.ravel(), -v_cut.ravel(), v_cut.ravel()])
     diff = np.bincount(idx, weights=wts, minlength=n * n_grp * width).reshape(n, n_grp, width)
     group_amount = np.cumsum(diff[:, :, :T], axis=2)
     running = np.flatnonzero(pp.group_running)
@@ -276,6 +327,7 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
     orig = wp.tranche_balance
     n_tr = len(orig)
     tiny = 1e-9 * orig
+    iod_rate = np.where(wp.tranche_interest_on_deferred, wp.tranche_coupon_per_period, 0.0)
     balance = np.tile(orig, (n, 1))
     carry = np.zeros((n, n_tr))
     missed = np.zeros((n, n_tr), bool)
@@ -316,15 +368,21 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
         final = p == T - 1
         avail = collections[:, p].copy()
         fees_due = wp.fee_fixed + wp.fee_rate_per_period * balance.sum(axis=1) + fee_carry
-        interest_due = balance * wp.tranche_coupon_per_period + carry
+        # a carried shortfall accrues at the coupon where the tranche says so
+        interest_due = balance * wp.tranche_coupon_per_period + carry * (1.0 + iod_rate)
+        # coverage: icr = collections / (fees + interest); dscr adds the principal the contracts
+        # require by the period's end (schedule, maturity, everything at legal final)
+        scheduled = np.maximum(balance - wp.tranche_contract_target[:, p] * orig, 0.0).sum(axis=1)
         denom = fees_due + interest_due.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            dscr = np.where(denom > 0.0, collections[:, p] / denom, np.inf)
-        trap = np.zeros(n, bool)
+            icr = np.where(denom > 0.0, collections[:, p] / denom, np.inf)
+            dscr = np.where(denom + scheduled > 0.0, collections[:, p] / (denom + scheduled), np.inf)
+        trap = np.zeros(n)  # the largest trap fraction active
         accelerated = np.zeros(n, bool)
         for c in range(n_trig):
             threshold = wp.trigger_threshold[c]
-            hit = cdr[:, p] > threshold if wp.trigger_metric[c] == TM_CDR else dscr < threshold
+            metric = wp.trigger_metric[c]
+            hit = cdr[:, p] > threshold if metric == TM_CDR else (dscr if metric == TM_DSCR else icr) < threshold
             breach[:, c] = np.where(hit, breach[:, c] + 1, 0)
             active = breach[:, c] >= wp.trigger_consecutive[c]
             if not wp.trigger_curable[c]:
@@ -333,7 +391,7 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
             fired[:, c] |= active
             effect = wp.trigger_effect[c]
             if effect == TE_TRAP:
-                trap |= active
+                trap = np.where(active, np.maximum(trap, wp.trigger_trap_fraction[c]), trap)
             elif effect == TE_ACCELERATE:
                 accelerated |= active
             # TE_SEQUENTIAL changes nothing when every tranche is sequential
@@ -380,7 +438,8 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
         if final:
             target[:] = 0.0
         # above target the excess is released, except while a trap trigger holds it
-        move = np.where(reserve > target, np.where(trap, 0.0, reserve - target), -np.minimum(avail, target - reserve))
+        move = np.where(reserve > target, np.where(trap > 0.0, 0.0, reserve - target),
+                        -np.minimum(avail, target - reserve))
         move = np.where(normal, move, 0.0)
         avail += move
         reserve -= move
@@ -391,9 +450,9 @@ def run_waterfall(plan: Plan, collections: np.ndarray, cdr: np.ndarray, provider
         for k in range(n_tr):
             principal_shortfall(k, p, normal)
 
-        # residual: trapped into the reserve while a trap trigger is on
+        # residual: its trap fraction goes into the reserve while a trap trigger is on
         if not final:
-            reserve += np.where(trap, avail, 0.0)
+            reserve += trap * avail
 
     lost = np.where(balance > tiny, balance, 0.0)
     out = {"loss": lost / orig, "defaulted": (lost > 0.0) | (carry > 0.0) | missed, "trigger_fired": fired}
