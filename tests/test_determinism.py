@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -121,3 +123,28 @@ def test_kernels_equal_their_python_twins(tmp_path):
     for key in results["numba"].files:
         a, b = results["numba"][key], results["python"][key]
         assert np.array_equal(a, b, equal_nan=True), (key, np.nanmax(np.abs(a - b)))
+
+
+def test_a_slow_compile_says_so_once_and_a_cache_load_says_nothing(monkeypatch, caplog):
+    """warm_up announces a compile that outlasts COMPILE_NOTICE_AFTER, once, with what to expect;
+    a load from numba's cache (here: kernels already in the process) stays silent. The kernel call
+    is replaced by a sleep, so the test times the notice, not numba."""
+    from simengine.engine import chunks
+
+    plan = compile_plan(se.load_scenario(GZ))
+    monkeypatch.setattr(chunks, "_COMPILED", {"done": False, "seconds": 0.0})
+    monkeypatch.setattr(chunks, "run_chunk", lambda *a, **k: time.sleep(0.4))
+    monkeypatch.setattr(chunks, "ledgers", lambda *a, **k: None)
+    monkeypatch.setattr(chunks, "COMPILE_NOTICE_AFTER", 0.05)
+    with caplog.at_level(logging.INFO, logger="simengine"):
+        chunks.warm_up(plan)
+        chunks.warm_up(plan)  # once per process
+    assert [r.getMessage() for r in caplog.records] == [chunks.COMPILE_NOTICE]
+    assert "about 20 s" in chunks.COMPILE_NOTICE
+    caplog.clear()
+    monkeypatch.setattr(chunks, "_COMPILED", {"done": False, "seconds": 0.0})
+    monkeypatch.setattr(chunks, "COMPILE_NOTICE_AFTER", 5.0)
+    with caplog.at_level(logging.INFO, logger="simengine"):
+        chunks.warm_up(plan)
+    time.sleep(0.1)
+    assert not caplog.records

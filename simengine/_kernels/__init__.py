@@ -4,9 +4,11 @@ Every function is plain Python made fast by :func:`simengine._jit.jit` (the CPU 
 ``SIMENGINE_DISABLE_NUMBA=1`` they run as their own pure-Python twins, which the tests compare bit
 for bit. By job: :mod:`.distributions`, :mod:`.hazard` (event-time searches), :mod:`.pool` (one
 path's risk drivers and collections), :mod:`.waterfall` (one path's priority of payments, one
-inlined helper per opcode) and :mod:`.chunk` (the parallel driver). Only
+inlined helper per opcode) and :mod:`.chunk` (a block of paths on one thread). Only
 :mod:`simengine.engine.chunks` calls them.
 
-No array is passed to a function called per path or per period unless it is inlined: numba
-reference-counts array arguments with atomics, which on shared plan arrays cost more than the work.
+Kernels carry no reference counts (``_nrt=False`` in :mod:`simengine._jit`): they never allocate,
+so passing arrays costs no atomics. What is inlined (numba IR, ``inline="always"``) is inlined for
+speed where a call per period would pass the plans' exploded fields; each inline site deep-copies
+the callee's IR at compile time, so big functions called once per path stay calls.
 """

@@ -26,11 +26,6 @@ from .._layout import (
 from .pool import pool_path
 from .waterfall import waterfall_path
 
-# the same functions inlined into simulate_block's path loop (numba IR inlining; never compiled
-# on their own, so nothing to cache)
-pool_path_inline = jit(getattr(pool_path, "py_func", pool_path), inline="always", cache=False)
-waterfall_path_inline = jit(getattr(waterfall_path, "py_func", waterfall_path), inline="always", cache=False)
-
 
 @jit
 def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift,
@@ -53,9 +48,9 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     Both from :func:`simengine._layout.allocate_ledgers`; ``row0`` and ``slot`` must be int64 (a
     literal would type-specialise a second compiled copy).
 
-    One call per block, with pool_path and waterfall_path inlined: a call per path would
-    reference-count each of the plans' ~75 arrays twice (atomics on cache lines every thread
-    shares). Chunks and ledgers share this one compiled function.
+    One call per block; pool_path and waterfall_path are calls, compiled once each (inlining them
+    here, at numba's IR level, made the cold compile a third longer for no measurable speed now
+    that kernels carry no reference counts). Chunks and ledgers share this one compiled function.
     """
     T = pp.periods
     n_tr = wp.tranche_balance.shape[0]
@@ -79,7 +74,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     no_ledger = collections_out[:0]  # a view: kernels do not allocate (see simengine._jit)
     for q in range(paths.shape[0]):
         i = row0 + q
-        w, z, chi2, n_def, n_obs, n_inv = pool_path_inline(
+        w, z, chi2, n_def, n_obs, n_inv = pool_path(
             pp, seed, paths[q], global_shift, chi2_scale, antithetic, provider_shift, pool_scratch, collections, cdr,
             provider_period, provider_out[i])
         weights[i] = w
@@ -103,9 +98,8 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
             if basis == BASIS_STANDALONE and not asked:
                 break
             rec = record and basis == BASIS_ENHANCED
-            waterfall_path_inline(wp, collections, cdr, oc_value, provider_period, basis == BASIS_ENHANCED, balance,
-                                  carry, state, res[basis], trig[basis], flags[basis],
-                                  ledgers[q] if rec else no_ledger, rec)
+            waterfall_path(wp, collections, cdr, oc_value, provider_period, basis == BASIS_ENHANCED, balance,
+                           carry, state, res[basis], trig[basis], flags[basis], ledgers[q] if rec else no_ledger, rec)
             for c in range(N_FLAGS):
                 if flags[BASIS_ENHANCED, c] != 0.0:
                     asked = True

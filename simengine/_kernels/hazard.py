@@ -34,7 +34,7 @@ def screen_index(cum_hazard, h0, log_ratio, n_grid):
     return m if m < n_grid else -1
 
 
-@jit(inline="always")  # inlined (numba IR): a call would reference-count ``clock`` (atomics)
+@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
 def first_period_reaching(clock, j, k_obs, base, mult, need):
     """First period t whose cumulative hazard H(t) reaches ``need``; ``periods`` if none does.
 

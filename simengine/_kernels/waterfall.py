@@ -1,8 +1,8 @@
 """The priority of payments over one path's collections, one inlined helper per opcode.
 
-The helpers are inlined into :func:`waterfall_path` at numba's IR level: as calls, their array
-arguments would be reference-counted (atomics) several times a period, which once made the
-enhanced waterfall 20x slower than the standalone one. Each returns the scalars it changes.
+The helpers are inlined into :func:`waterfall_path` at numba's IR level: as calls, each would be
+passed the plan's exploded fields once per period and opcode (measured 8% slower on W1). Each
+returns the scalars it changes.
 Columns of ``out``, ``state``, ``flags`` and ``ledger`` are named in :mod:`simengine._layout`.
 """
 

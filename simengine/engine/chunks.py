@@ -3,6 +3,8 @@ chosen paths, and the arrays of a chunk as the per-path Parquet tables of SPEC Â
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import numpy as np
@@ -39,6 +41,11 @@ from .sampling import PLAIN, Sampling
 
 # numba compiles on a kernel's first call (or loads it from its cache): see warm_up
 _COMPILED = {"done": False, "seconds": 0.0}
+log = logging.getLogger("simengine")
+# loading the kernels from numba's cache takes a fraction of a second: past this, they are compiling
+COMPILE_NOTICE_AFTER = 1.0
+COMPILE_NOTICE = ("compiling the simulation kernels (once per install or upgrade of simengine, about 20 s on a "
+                  "2-core machine; later runs load them from numba's cache in under a second)")
 # paths per kernel call from a thread: enough work (milliseconds) that a call's argument
 # unboxing (the plans' arrays) is noise, few enough that threads share the end of a chunk evenly
 BLOCK_PATHS = 256
@@ -108,7 +115,9 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
 
 
 def warm_up(plan: Plan) -> float:
-    """Compile (or load from cache) the kernels once per process.
+    """Compile (or load from cache) the kernels once per process; a compile that outlasts
+    :data:`COMPILE_NOTICE_AFTER` seconds says so once, on the ``simengine`` logger, with the
+    duration to expect.
 
     Returns the seconds this call spent (0 once the process has warmed up); the first call's
     figure stays available from :func:`compile_seconds` for manifests.
@@ -116,8 +125,14 @@ def warm_up(plan: Plan) -> float:
     if _COMPILED["done"]:
         return 0.0
     start = time.perf_counter()
-    run_chunk(plan, 0, 0, 1)
-    ledgers(plan, 0, np.zeros(1, np.int64))
+    notice = threading.Timer(COMPILE_NOTICE_AFTER, log.info, args=(COMPILE_NOTICE,))
+    notice.daemon = True
+    notice.start()
+    try:
+        run_chunk(plan, 0, 0, 1)
+        ledgers(plan, 0, np.zeros(1, np.int64))
+    finally:
+        notice.cancel()
     _COMPILED["seconds"] = time.perf_counter() - start
     _COMPILED["done"] = True
     return _COMPILED["seconds"]
