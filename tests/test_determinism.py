@@ -148,3 +148,22 @@ def test_a_slow_compile_says_so_once_and_a_cache_load_says_nothing(monkeypatch, 
         chunks.warm_up(plan)
     time.sleep(0.1)
     assert not caplog.records
+
+
+def test_an_inconsistent_plan_is_refused_before_the_kernels_run():
+    """The kernels run without bounds checks: a plan edited by hand whose arrays disagree (here a
+    licence table one row short, or an index past its table) must be refused, naming the field,
+    before any kernel reads past an array."""
+    import dataclasses
+
+    import pytest
+
+    plan = compile_plan(se.load_scenario(GZ))
+    short = plan.pool._replace(licence_royalty=plan.pool.licence_royalty[:-1])
+    with pytest.raises(ValueError, match=r"plan\.pool\.licence_royalty|one per licence"):
+        run_chunk(dataclasses.replace(plan, pool=short), 1, 0, 10)
+    bad = plan.pool.licence_licensee.copy()
+    bad[0] = len(plan.pool.licensee_hazard_annual)
+    with pytest.raises(ValueError, match=r"plan\.pool\.licence_licensee indexes licensees"):
+        run_chunk(dataclasses.replace(plan, pool=plan.pool._replace(licence_licensee=bad)), 1, 0, 10)
+    run_chunk(plan, 1, 0, 10)  # the plan as compiled passes

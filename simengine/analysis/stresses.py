@@ -91,7 +91,7 @@ def pro_rata_defaults(plan: Plan, rate: float, timing: list[tuple[int, float]]) 
     licensee_arrays = ("licensee_hazard_annual", "licensee_industry", "licensee_technology",
                        "licensee_industry_factor", "licensee_region_factor", "licensee_idio", "licensee_hazard_class")
     licence_arrays = ("licence_group", "licence_technology", "licence_start", "licence_last", "licence_recovery",
-                      "licence_invalidation_hazard_annual", "licence_invalidation_u_max")
+                      "licence_invalidation_hazard_annual", "licence_invalidation_u_max", "licence_oc_weight")
     new = {name: np.concatenate([getattr(pp, name)] * (1 + m)) for name in licensee_arrays + licence_arrays}
     forced_period = np.full(n_ls * (1 + m), -1, np.int64)
     licensee = [pp.licence_licensee]

@@ -37,6 +37,7 @@ from .._layout import (
     allocate_scratch,
 )
 from ..plan import Plan
+from ..plan.pool import check_pool_plan
 from .sampling import PLAIN, Sampling
 
 # numba compiles on a kernel's first call (or loads it from its cache): see warm_up
@@ -84,6 +85,7 @@ def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling
     set of working arrays (slot) each; a path's outputs depend on its address only, so the bits
     do not depend on the thread count or on which thread ran which block.
     """
+    check_pool_plan(plan.pool)
     out = _allocate(plan, n)
     scratch = scratch_for(plan, num_threads())
     paths = np.arange(first_path, first_path + n, dtype=np.int64)
@@ -105,6 +107,7 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     Returns (ledgers, collections): shapes (n, periods, ledger width) and (n, periods); ledger
     columns are named by :func:`simengine._layout.ledger_columns`.
     """
+    check_pool_plan(plan.pool)
     paths = np.ascontiguousarray(paths, np.int64)
     led, col = allocate_ledgers(len(paths), plan.periods, len(plan.tranche_names))
     out = _allocate(plan, len(paths))

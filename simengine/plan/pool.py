@@ -52,6 +52,53 @@ PoolPlan = namedtuple("PoolPlan", [
 ])
 
 
+_LICENSEE_ARRAYS = ("licensee_hazard_annual", "licensee_industry", "licensee_technology", "licensee_industry_factor",
+                    "licensee_region_factor", "licensee_idio", "licensee_forced_period", "licensee_forced_default",
+                    "licensee_hazard_class")
+_TECHNOLOGY_ARRAYS = ("obsolescence_hazard_annual", "obsolescence_severity", "obsolescence_multiplier",
+                      "obsolescence_forced_period", "technology_oc_base", "technology_oc_weight")
+_INDUSTRY_ARRAYS = ("demand_drift_annual", "demand_vol_annual", "demand_reversion_annual", "demand_loading",
+                    "demand_elasticity", "demand_hazard_adjust", "industry_running")
+_LICENCE_ARRAYS = ("licence_licensee", "licence_royalty", "licence_group", "licence_technology", "licence_start",
+                   "licence_last", "licence_recovery", "licence_invalidation_hazard_annual",
+                   "licence_scheduled_amount", "licence_invalidation_u_max", "licence_oc_weight")
+_GROUP_ARRAYS = ("group_running", "group_industry", "group_technology", "group_floor_ratio")
+_PROVIDER_ARRAYS = ("provider_stream", "provider_hazard_annual", "provider_loading")
+# index arrays and the axis they index: (field, what it counts, bound)
+_INDICES = (("licence_licensee", "licensees"), ("licence_group", "groups"), ("licence_technology", "technologies"),
+            ("licensee_industry", "industries"), ("licensee_technology", "technologies"),
+            ("group_industry", "industries"), ("group_technology", "technologies"))
+
+
+def check_pool_plan(pool: PoolPlan) -> None:
+    """Raise ValueError if the plan's arrays disagree in length or index outside their tables.
+
+    The kernels run without bounds checks, so a plan assembled or edited by hand (analyses build
+    variants with ``_replace``) that is inconsistent would read other memory silently; this is the
+    check they get instead, once per chunk (microseconds).
+    """
+    counts = {"licensees": len(pool.licensee_hazard_annual), "technologies": len(pool.obsolescence_hazard_annual),
+              "industries": len(pool.demand_drift_annual), "licences": len(pool.licence_royalty),
+              "groups": len(pool.group_running), "providers": len(pool.provider_stream)}
+    for names, what in ((_LICENSEE_ARRAYS, "licensees"), (_TECHNOLOGY_ARRAYS, "technologies"),
+                        (_INDUSTRY_ARRAYS, "industries"), (_LICENCE_ARRAYS, "licences"), (_GROUP_ARRAYS, "groups"),
+                        (_PROVIDER_ARRAYS, "providers")):
+        for name in names:
+            n = np.shape(getattr(pool, name))[0]
+            if n != counts[what]:
+                raise ValueError(f"plan.pool.{name} has {n} rows; expected one per {what[:-1]} ({counts[what]})")
+    for name, what in _INDICES:
+        index = np.asarray(getattr(pool, name))
+        if index.size and (index.min() < 0 or index.max() >= counts[what]):
+            raise ValueError(f"plan.pool.{name} indexes {what} {index.min()}..{index.max()}; expected 0.."
+                             f"{counts[what] - 1}")
+    classes = np.asarray(pool.licensee_hazard_class)
+    if classes.size and (classes.min() < 0 or classes.max() >= pool.survival_threshold.shape[0]):
+        raise ValueError("plan.pool.licensee_hazard_class indexes past plan.pool.survival_threshold")
+    if len(pool.provider_migrates) > counts["providers"]:
+        raise ValueError("plan.pool.provider_migrates has more rows than the provider table")
+
+
 def hazard(pd_annual: float) -> float:
     """Annual hazard rate of an annual default probability."""
     return -math.log1p(-pd_annual)
