@@ -29,7 +29,7 @@ from ..rng import (
     stream_key,
     uniform_at,
 )
-from .distributions import beta_quantile, upper_tail_normal, upper_tail_t
+from .distributions import beta_quantile, t_tail_norms, upper_tail_normal, upper_tail_t_normed
 from .hazard import first_period_exceeding, first_period_reaching, screen_index
 
 
@@ -175,6 +175,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
             factors[k] = acc
     mixing = 1.0
     chi2 = math.nan
+    t_ab, t_ba = t_tail_norms(pp.dof) if pp.copula_t else (0.0, 0.0)
     if pp.copula_t:
         # chi2 = 2 G s, G ~ Gamma(dof/2, 1); the nominal s is 1, so the ratio is s^(dof/2) e^(G(1-s))
         g = gamma_at(stream_key(key, S_CHI2), 0, 0.5 * pp.dof)
@@ -264,7 +265,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
                 licensee_period[i] = T
                 continue
             # exposure = -log(1 - U) with U the copula uniform; low latent = early default
-            u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
+            u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba) if pp.copula_t else upper_tail_normal(-latent)
             exposure = -math.log1p(-u)
             need = exposure / pp.licensee_hazard_annual[i] if pp.licensee_hazard_annual[i] > 0.0 else math.inf
             j = pp.licensee_industry[i]
@@ -405,7 +406,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
             e += nu
             log_weight += nu * (0.5 * nu - e)
         latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * e) * mixing
-        u = upper_tail_t(-latent, pp.dof) if pp.copula_t else upper_tail_normal(-latent)
+        u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba) if pp.copula_t else upper_tail_normal(-latent)
         provider_period[j] = first_period_exceeding(-math.log1p(-u), pp.provider_hazard_annual[j], dt, T)
         provider_out[j, PR_LATENT] = e
         provider_out[j, PR_DEFAULT_PERIOD] = provider_period[j]
