@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hand_deals import obsolescence_cut_deal, quiet_risk
 
 import simengine as se
 from simengine import _layout as k
@@ -26,11 +27,6 @@ def ledger_frame(d: dict, path: int = 0) -> dict:
              for owner, item, c in ledger_columns(plan.tranche_names)}
     frame["collections"] = col[0]
     return frame
-
-
-def quiet_risk() -> dict:
-    return {"default": {"enabled": True}, "obsolescence": {"enabled": False},
-            "demand": {"enabled": False}, "legal": {"enabled": False}}
 
 
 def close(got, want, what=""):
@@ -386,18 +382,7 @@ def test_beta_quantile_matches_scipy(a, b):
 
 
 def rows_deal(**structure) -> dict:
-    return {
-        "deal": {"name": "provider rows", "periods_per_year": 4, "term_years": 1.0},
-        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
-                               "technology": "tech"}]},
-        "risk": {**quiet_risk(),
-                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
-                 "demand": {"enabled": True, "volatility_annual": 0.0}},
-        "structure": {
-            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
-                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
-            "triggers": [{"name": "icr", "metric": "icr", "threshold": 10.0, "effect": "trap"}],
-            **structure}}
+    return obsolescence_cut_deal("provider rows", "icr", **structure)
 
 
 def test_providers_table_in_the_scenario():

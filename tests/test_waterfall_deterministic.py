@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hand_deals import obsolescence_cut_deal, quiet_risk
 
 import simengine as se
 from simengine import _layout as k
@@ -25,11 +26,6 @@ def ledger_frame(sc, path=0):
     led, _ = ledgers(plan, 0, np.array([path]))
     return {item if owner == "deal" else f"{owner}.{item}": led[0, :, c]
             for owner, item, c in ledger_columns(plan.tranche_names)}
-
-
-def quiet_risk():
-    return {"default": {"enabled": True}, "obsolescence": {"enabled": False},
-            "demand": {"enabled": False}, "legal": {"enabled": False}}
 
 
 BASE = {
@@ -94,21 +90,10 @@ def test_sequential_deal_to_the_cent():
 def hand2_deal(commitment_cap: float) -> dict:
     """The deal of the shortfall test below: one running licence cut by obsolescence, a bullet
     senior covered by a capped commitment and a guarantee, a DSCR trap."""
-    return {
-        "deal": {"name": "hand2", "periods_per_year": 4, "term_years": 1.0},
-        "pool": {"licences": [{"id": "R", "royalty": 100_000.0, "royalty_type": "running", "pd_annual": 0.0,
-                               "technology": "tech"}]},
-        "risk": {**quiet_risk(),
-                 "obsolescence": {"enabled": True, "technologies": {"tech": {"period": 3, "severity": 0.5}}},
-                 "demand": {"enabled": True, "volatility_annual": 0.0}},
-        "structure": {
-            "tranches": [{"name": "S", "balance": 300_000.0, "coupon": 0.08, "amortisation": "bullet"},
-                         {"name": "J", "balance": 100_000.0, "interest_deferrable": True}],
-            "triggers": [{"name": "dscr", "metric": "dscr", "threshold": 10.0, "effect": "trap"}],
-            "payment_commitment": {"provider": "orig", "pd_annual": 0.0, "cap_amount": commitment_cap, "covers": ["S"]},
-            "guarantee": {"provider": "soe", "pd_annual": 0.0, "covers": ["S"]},
-        },
-    }
+    return obsolescence_cut_deal(
+        "hand2", "dscr",
+        payment_commitment={"provider": "orig", "pd_annual": 0.0, "cap_amount": commitment_cap, "covers": ["S"]},
+        guarantee={"provider": "soe", "pd_annual": 0.0, "covers": ["S"]})
 
 
 def test_shortfall_enhancers_and_trigger_to_the_cent():
