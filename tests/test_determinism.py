@@ -166,4 +166,11 @@ def test_an_inconsistent_plan_is_refused_before_the_kernels_run():
     bad[0] = len(plan.pool.licensee_hazard_annual)
     with pytest.raises(ValueError, match=r"plan\.pool\.licence_licensee indexes licensees"):
         run_chunk(dataclasses.replace(plan, pool=plan.pool._replace(licence_licensee=bad)), 1, 0, 10)
+    wp = plan.waterfall
+    with pytest.raises(ValueError, match=r"plan\.waterfall\.provider_kind has 1 rows; expected one per provider"):
+        run_chunk(dataclasses.replace(plan, waterfall=wp._replace(provider_kind=wp.provider_kind[:1])), 1, 0, 10)
+    members = wp.step_members.copy()
+    members[members >= 0] = len(wp.tranche_balance) + len(wp.provider_kind)  # a row past every table
+    with pytest.raises(ValueError, match=r"step_members\[\d+\] names a row past"):
+        run_chunk(dataclasses.replace(plan, waterfall=wp._replace(step_members=members)), 1, 0, 10)
     run_chunk(plan, 1, 0, 10)  # the plan as compiled passes

@@ -36,8 +36,7 @@ from .._layout import (
     allocate_ledgers,
     allocate_scratch,
 )
-from ..plan import Plan
-from ..plan.pool import check_pool_plan
+from ..plan import Plan, check_plan
 from .sampling import PLAIN, Sampling
 
 # numba compiles on a kernel's first call (or loads it from its cache): see warm_up
@@ -85,7 +84,7 @@ def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling
     set of working arrays (slot) each; a path's outputs depend on its address only, so the bits
     do not depend on the thread count or on which thread ran which block.
     """
-    check_pool_plan(plan.pool)
+    check_plan(plan)
     out = _allocate(plan, n)
     scratch = scratch_for(plan, num_threads())
     paths = np.arange(first_path, first_path + n, dtype=np.int64)
@@ -107,7 +106,7 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     Returns (ledgers, collections): shapes (n, periods, ledger width) and (n, periods); ledger
     columns are named by :func:`simengine._layout.ledger_columns`.
     """
-    check_pool_plan(plan.pool)
+    check_plan(plan)
     paths = np.ascontiguousarray(paths, np.int64)
     led, col = allocate_ledgers(len(paths), plan.periods, len(plan.tranche_names))
     out = _allocate(plan, len(paths))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from .._layout import ledger_width
 from ..scenario import Scenario
-from .pool import PoolPlan, compile_pool
+from .pool import PoolPlan, check_pool_plan, compile_pool
 from .providers import ProviderRow, provider_rows
-from .waterfall import WaterfallPlan, compile_waterfall
+from .waterfall import WaterfallPlan, check_waterfall_plan, compile_waterfall
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,15 @@ class Plan:
         return len(self.pool.licence_royalty)
 
 
+def check_plan(plan: Plan) -> None:
+    """Raise ValueError if ``plan``'s arrays disagree (lengths, indices, periods): the check the
+    kernels get instead of bounds checks, before every chunk and ledger call (microseconds)."""
+    check_pool_plan(plan.pool)
+    check_waterfall_plan(plan.waterfall, len(plan.pool.provider_stream))
+    if plan.waterfall.periods != plan.pool.periods:
+        raise ValueError(f"plan.waterfall has {plan.waterfall.periods} periods, plan.pool {plan.pool.periods}")
+
+
 def compile_plan(sc: Scenario) -> Plan:
     """Compile ``sc`` into the arrays the kernels read."""
     providers = provider_rows(sc)
@@ -55,4 +64,4 @@ def compile_plan(sc: Scenario) -> Plan:
                 provider_grades=tuple((*r.migration[0], "D") if r.migration else None for r in providers))
 
 
-__all__ = ["Plan", "PoolPlan", "ProviderRow", "WaterfallPlan", "compile_plan", "provider_rows"]
+__all__ = ["Plan", "PoolPlan", "ProviderRow", "WaterfallPlan", "check_plan", "compile_plan", "provider_rows"]

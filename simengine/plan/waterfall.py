@@ -171,3 +171,47 @@ def compile_waterfall(sc: Scenario, providers: list, T: int, ppy: int) -> tuple[
         provider_reimbursed=reimbursed, provider_claim_rate_per_period=claim_rate, provider_liquidity=is_liquidity,
     )
     return wf, trigger_names
+
+
+_TRANCHE_ARRAYS = ("tranche_balance", "tranche_coupon_per_period", "tranche_deferrable", "tranche_mode",
+                   "tranche_maturity", "tranche_schedule_target", "tranche_contract_target",
+                   "tranche_interest_on_deferred", "reserve_covers")
+_TRIGGER_ARRAYS = ("trigger_metric", "trigger_threshold", "trigger_effect", "trigger_curable", "trigger_consecutive",
+                   "trigger_trap_fraction")
+_PROVIDER_ARRAYS = ("provider_kind", "provider_cap", "provider_covers", "provider_reimbursed",
+                    "provider_claim_rate_per_period", "provider_liquidity")
+
+
+def check_waterfall_plan(wp: WaterfallPlan, providers: int) -> None:
+    """Raise ValueError if the structure's arrays disagree in length, or a step names a tranche or
+    provider row that is not there (``providers``: the pool plan's provider rows). The kernels
+    run without bounds checks: see :func:`simengine.plan.pool.check_pool_plan`."""
+    n = len(wp.tranche_balance)
+    for name in _TRANCHE_ARRAYS:
+        if np.shape(getattr(wp, name))[0] != n:
+            raise ValueError(f"plan.waterfall.{name} has {np.shape(getattr(wp, name))[0]} rows; expected one per "
+                             f"tranche ({n})")
+    for name in ("tranche_schedule_target", "tranche_contract_target"):
+        if np.shape(getattr(wp, name))[1] < wp.periods:
+            raise ValueError(f"plan.waterfall.{name} has fewer than {wp.periods} periods")
+    m = len(wp.trigger_metric)
+    for name in _TRIGGER_ARRAYS:
+        if len(getattr(wp, name)) != m:
+            raise ValueError(f"plan.waterfall.{name} has {len(getattr(wp, name))} rows; expected one per trigger ({m})")
+    for name in _PROVIDER_ARRAYS:
+        if np.shape(getattr(wp, name))[0] != providers:
+            raise ValueError(f"plan.waterfall.{name} has {np.shape(getattr(wp, name))[0]} rows; expected one per "
+                             f"provider row of the pool plan ({providers})")
+    if np.shape(wp.provider_covers)[1:] != (n,):
+        raise ValueError(f"plan.waterfall.provider_covers has shape {np.shape(wp.provider_covers)}; expected "
+                         f"({providers}, {n})")
+    for steps in (wp.steps, wp.steps_accelerated):
+        for op, grp in steps:
+            if op in (OP_INTEREST, OP_PRINCIPAL, OP_REIMBURSE):
+                if not 0 <= grp < len(wp.step_members):
+                    raise ValueError(f"plan.waterfall step group {grp} is not a row of step_members")
+                members = wp.step_members[grp]
+                bound = providers if op == OP_REIMBURSE else n
+                if (members >= bound).any():
+                    raise ValueError(f"plan.waterfall.step_members[{grp}] names a row past {bound - 1}")
+
