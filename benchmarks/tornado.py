@@ -47,13 +47,25 @@ def load() -> list[float]:
     return list(os.getloadavg())
 
 
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1 (0 repetitions would fail only after the runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer of at least 1")
+    return value
+
+
 def main(argv=None) -> int:
     """Command line: see the module docstring; returns the exit status."""
     ap = argparse.ArgumentParser(description="Tornado timing (issue 14): 6 drivers x 2 shocks on the Guangzhou "
                                              "deal under common random numbers, against one run of it, in one "
                                              "sitting. Only the ratios compare across machines.")
-    ap.add_argument("--paths", type=int, default=100_000, help="paths of the run and of each variant (default 100000)")
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved repetitions; medians reported (default 3)")
+    ap.add_argument("--paths", type=positive, default=100_000,
+                    help="paths of the run and of each variant (default 100000)")
+    ap.add_argument("--repeat", type=positive, default=3, help="interleaved repetitions; medians reported (default 3)")
     ap.add_argument("--tag", default="", help="appended to the result name: <date>-<host>-tornado-<tag>.json")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"),
                     help="folder for the result (default benchmarks/results)")
