@@ -4,7 +4,7 @@ Nothing here knows a workload. :class:`SectionRecord` wraps one section (peak-RS
 average, wall time, errors); :func:`timing` and :func:`throughput` are the figures every timed
 thing reports; :func:`machine_info` is the ``machine`` block of a result file; :func:`run_child`
 runs one of this module's child entry points in a fresh process and returns what it printed;
-:func:`write_results` writes the JSON and Markdown files atomically.
+:func:`write_results` writes the JSON and Markdown files atomically, never over an earlier result.
 
 Child entry points (``python benchmarks/harness.py --worker-simulate|--worker-compile ...``) time
 what must not share a process with the parent: a cold compile, and W2's peak memory.
@@ -340,15 +340,57 @@ def json_default(o):
     return str(o)
 
 
-def write_results(report: dict, markdown: str, out_dir: Path, stem: str) -> Path:
-    """Write ``<stem>.json`` and ``<stem>.md`` in ``out_dir``, each through a temporary file and a
-    rename, so a reader never sees half a file; returns the JSON's path."""
+def write_files(out_dir: Path, stem: str, texts: dict[str, str]) -> Path:
+    """Write ``<stem><suffix>`` for each suffix of ``texts`` in ``out_dir`` without replacing any file.
+
+    Where a file of that stem exists (another run of the same day, host and tag, or another script's
+    result of the same name), the stem becomes ``<stem>-2``, ``<stem>-3`` ... so every file of one run
+    shares one stem and no earlier result is lost. Each file is written to a temporary name and
+    hard-linked into place (which fails rather than replaces), so a reader never sees half a file.
+
+    Parameters
+    ----------
+    out_dir : Path
+        Created if missing.
+    stem : str
+        The preferred file name without suffix.
+    texts : dict of str to str
+        Suffix (``".json"``, ``".md"``) to file content.
+
+    Returns
+    -------
+    Path
+        The path written for the first suffix.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    for suffix, text in ((".json", json.dumps(report, indent=1, default=json_default)), (".md", markdown)):
-        tmp = out_dir / f".{stem}{suffix}.partial"
-        tmp.write_text(text)
-        tmp.replace(out_dir / f"{stem}{suffix}")
-    return out_dir / f"{stem}.json"
+    for n in range(1, 1000):
+        name = stem if n == 1 else f"{stem}-{n}"
+        if any((out_dir / f"{name}{suffix}").exists() for suffix in texts):
+            continue
+        written = []
+        try:
+            for suffix, text in texts.items():
+                tmp = out_dir / f".{name}{suffix}.{os.getpid()}.partial"
+                tmp.write_text(text)
+                try:
+                    os.link(tmp, out_dir / f"{name}{suffix}")  # never replaces: FileExistsError instead
+                finally:
+                    tmp.unlink()
+                written.append(out_dir / f"{name}{suffix}")
+        except FileExistsError:  # another process took this name meanwhile: give up the name, try the next
+            for path in written:
+                path.unlink()
+            continue
+        if name != stem:
+            log(f"{stem}: a result of that name exists; wrote {name} instead")
+        return out_dir / f"{name}{next(iter(texts))}"
+    raise FileExistsError(f"{out_dir / stem}: 999 results of that name already exist")
+
+
+def write_results(report: dict, markdown: str, out_dir: Path, stem: str) -> Path:
+    """Write ``<stem>.json`` and ``<stem>.md`` in ``out_dir`` (see :func:`write_files`: never over an
+    earlier result); returns the JSON's path."""
+    return write_files(out_dir, stem, {".json": json.dumps(report, indent=1, default=json_default), ".md": markdown})
 
 
 if __name__ == "__main__":

@@ -21,16 +21,13 @@ def build() -> dict:
     Returns
     -------
     dict
-        ``rng_floor``, ``pool_only``, ``prim_uniform``, ``prim_normal``, ``prim_licensee_transform``,
-        ``prim_invalidation``, ``prim_exp`` and ``prim_gamma``.
+        ``rng_floor``, ``pool_only`` and ``primitives`` (:func:`primitives`).
     """
     from simengine._jit import jit, num_threads, run_blocks
-    from simengine._kernels.distributions import upper_tail_normal
-    from simengine._kernels.hazard import first_period_exceeding
     from simengine._kernels.pool import pool_path
     from simengine._layout import N_PROVIDER_OUT
     from simengine.engine.chunks import BLOCK_PATHS, scratch_for
-    from simengine.rng import gamma_at, normal_at, path_key, stream_key, uniform_at
+    from simengine.rng import normal_at, path_key, stream_key, uniform_at
 
     @jit
     def rng_floor_block(seed, lo, hi, normals, uniforms, out):
@@ -58,6 +55,10 @@ def build() -> dict:
     def pool_only_block(pp, seed, lo, hi, scratch, slot, provider_shift, provider_out, collections_total,
                         recovery_draws):
         """pool_path for paths lo..hi-1 (no waterfall) with scratch slot ``slot``, as the engine's block.
+
+        The scratch tuple and the pool_path call repeat ``simengine._kernels.chunk.simulate_block``'s on
+        purpose (a duplicate the duplicates report lists): this probe times that block minus its
+        waterfall, so it must hand pool_path the same arrays; change both together.
 
         scratch : simengine._layout.Scratch (caller-allocated, one set per slot)
         provider_out : ndarray(float64), shape (slots, providers, N_PROVIDER_OUT)   scratch
@@ -106,60 +107,66 @@ def build() -> dict:
             plan.pool, np.int64(seed), np.int64(lo), np.int64(hi), scratch, np.int64(slot), shift, provider_out,
             collections_total, recovery_draws))
 
-    # primitives, one thread, inputs that depend on the draw (no constant folding)
-    @jit
-    def prim_uniform(n):
-        k = path_key(1, 2)
-        s = 0.0
-        for i in range(n):
-            s += uniform_at(k, i)
-        return s
+    return {"rng_floor": rng_floor, "pool_only": pool_only, "primitives": primitives()}
+
+
+def primitives() -> dict:
+    """The primitives the pool calls per licensee or period, each as a one-thread loop kernel.
+
+    Returns
+    -------
+    dict
+        Label -> (``loop(n, arg)``, ``arg``): ``loop`` sums ``n`` calls of the primitive on the draws
+        0..n-1 of one stream, so every input depends on a draw and nothing is constant-folded.
+    """
+    from simengine._jit import jit
+    from simengine._kernels.distributions import upper_tail_normal
+    from simengine._kernels.hazard import first_period_exceeding
+    from simengine.rng import gamma_at, normal_at, path_key, uniform_at
+
+    def loop_of(body):
+        # one loop per body (numba inlines the call); not cached: the cache would key every
+        # loop_of closure by its one code object
+        @jit(cache=False)
+        def loop(n, arg):
+            k = path_key(1, 2)
+            s = 0.0
+            for i in range(n):
+                s += body(k, i, arg)
+            return s
+
+        return loop
 
     @jit
-    def prim_normal(n):
-        k = path_key(1, 2)
-        s = 0.0
-        for i in range(n):
-            s += normal_at(k, i)
-        return s
+    def uniform(k, i, arg):
+        return uniform_at(k, i)
 
     @jit
-    def prim_licensee_transform(n):
+    def normal(k, i, arg):
+        return normal_at(k, i)
+
+    @jit
+    def licensee_transform(k, i, arg):
         # as the kernel: latent -> copula uniform (erfc) -> exposure (log1p)
-        k = path_key(1, 2)
-        s = 0.0
-        for i in range(n):
-            u = upper_tail_normal(-normal_at(k, i))
-            s += -math.log1p(-u)
-        return s
+        return -math.log1p(-upper_tail_normal(-normal_at(k, i)))
 
     @jit
-    def prim_invalidation(n):
-        k = path_key(1, 2)
-        s = 0.0
-        for i in range(n):
-            s += first_period_exceeding(-math.log1p(-uniform_at(k, i)), 0.005, 0.25, 40)
-        return s
+    def invalidation(k, i, arg):
+        return first_period_exceeding(-math.log1p(-uniform_at(k, i)), 0.005, 0.25, 40)
 
     @jit
-    def prim_exp(n):
-        k = path_key(1, 2)
-        s = 0.0
-        for i in range(n):
-            s += math.exp(uniform_at(k, i) - 0.5)
-        return s
+    def exp(k, i, arg):
+        return math.exp(uniform_at(k, i) - 0.5)
 
     @jit
-    def prim_gamma(n, shape):
-        k = path_key(1, 2)
-        s = 0.0
-        for i in range(n):
-            s += gamma_at(k, i, shape)
-        return s
+    def gamma(k, i, shape):
+        return gamma_at(k, i, shape)
 
-    return {"rng_floor": rng_floor, "pool_only": pool_only, "prim_uniform": prim_uniform,
-            "prim_normal": prim_normal, "prim_licensee_transform": prim_licensee_transform,
-            "prim_invalidation": prim_invalidation, "prim_exp": prim_exp, "prim_gamma": prim_gamma}
+    return {"uniform_at": (loop_of(uniform), 0.0), "normal_at": (loop_of(normal), 0.0),
+            "normal_at + erfc + log1p (licensee latent -> exposure)": (loop_of(licensee_transform), 0.0),
+            "uniform_at + log1p + ceil (invalidation period)": (loop_of(invalidation), 0.0),
+            "uniform_at + exp": (loop_of(exp), 0.0),
+            "gamma_at(shape 3)": (loop_of(gamma), 3.0), "gamma_at(shape 12)": (loop_of(gamma), 12.0)}
 
 
 def rng_counts(plan, mean_recovery_draws: float) -> tuple[np.ndarray, np.ndarray]:

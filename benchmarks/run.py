@@ -449,19 +449,13 @@ def _profile_w3(b: Bench, reps: int) -> dict:
 
 def _profile_primitives(b: Bench) -> dict:
     """ns per call of the random draws and transforms the pool calls per licensee or period."""
-    k = b.kernels
-    prims = {"uniform_at": (k["prim_uniform"], ()), "normal_at": (k["prim_normal"], ()),
-             "normal_at + erfc + log1p (licensee latent -> exposure)": (k["prim_licensee_transform"], ()),
-             "uniform_at + log1p + ceil (invalidation period)": (k["prim_invalidation"], ()),
-             "uniform_at + exp": (k["prim_exp"], ()),
-             "gamma_at(shape 3)": (k["prim_gamma"], (3.0,)), "gamma_at(shape 12)": (k["prim_gamma"], (12.0,))}
     m = b.q(5_000_000, 500_000)
     out = {}
-    for name, (fn, extra) in prims.items():
-        fn(10, *extra)
+    for name, (fn, arg) in b.kernels["primitives"].items():
+        fn(10, arg)
         calls = m // 10 if name.startswith("gamma") else m
         t0 = time.perf_counter()
-        fn(calls, *extra)
+        fn(calls, arg)
         out[name] = (time.perf_counter() - t0) / calls * 1e9
     return out
 

@@ -11,7 +11,11 @@ Figures, each the median of ``--repeat`` repetitions:
 Only ratios measured in one sitting are compared (the machine may be shared); the load average
 is recorded before and after.
 
-    python benchmarks/tornado.py [--paths 100000] [--repeat 3] [--tag NAME]
+    python benchmarks/tornado.py [--paths 100000] [--repeat 3] [--tag NAME] [--out DIR]
+
+Writes ``<out>/<YYYY-MM-DD>-<hostname>-tornado[-<tag>].json``: always ``-tornado``, so it cannot
+take the name of a ``run.py`` result, and never over an existing file (``harness.write_files``
+adds ``-2``, ``-3`` ...).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import datetime as _dt
 import json
 import os
+import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import ROOT, machine_info  # harness first: this checkout's simengine on sys.path
+from harness import ROOT, machine_info, write_files  # harness first: this checkout's simengine on sys.path
 
 import simengine as se
 from simengine.analysis import CommonRandomNumbers, sensitivity
@@ -37,15 +43,32 @@ SCENARIO = ROOT / "scenarios" / "guangzhou_patent_2019.toml"
 
 
 def load() -> list[float]:
+    """The 1, 5 and 15 minute load averages."""
     return list(os.getloadavg())
 
 
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1 (0 repetitions would fail only after the runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer of at least 1")
+    return value
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--paths", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--tag", default="tornado")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    """Command line: see the module docstring; returns the exit status."""
+    ap = argparse.ArgumentParser(description="Tornado timing (issue 14): 6 drivers x 2 shocks on the Guangzhou "
+                                             "deal under common random numbers, against one run of it, in one "
+                                             "sitting. Only the ratios compare across machines.")
+    ap.add_argument("--paths", type=positive, default=100_000,
+                    help="paths of the run and of each variant (default 100000)")
+    ap.add_argument("--repeat", type=positive, default=3, help="interleaved repetitions; medians reported (default 3)")
+    ap.add_argument("--tag", default="", help="appended to the result name: <date>-<host>-tornado-<tag>.json")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"),
+                    help="folder for the result (default benchmarks/results)")
     args = ap.parse_args(argv)
 
     load_start = load()
@@ -95,13 +118,12 @@ def main(argv=None) -> int:
               "prepare_seconds_first": prepare_seconds, "seconds": times, "median_seconds": med, "ratios": ratios,
               "load_average_start": load_start, "load_average_end": load(), "machine": machine_info(),
               "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{_dt.date.today().isoformat()}-{report['machine']['hostname']}-{args.tag}"
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname())[:40] or "host"
+    stem = f"{_dt.date.today().isoformat()}-{host}-tornado" + (f"-{args.tag}" if args.tag else "")
+    path = write_files(Path(args.out), stem, {".json": json.dumps(report, indent=1, default=str) + "\n"})
     print(json.dumps({"median_seconds": med, "ratios": ratios, "load": [load_start, report["load_average_end"]]},
                      indent=1))
-    print(f"wrote {out / (stem + '.json')}")
+    print(f"wrote {path}")
     return 0
 
 
