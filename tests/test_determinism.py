@@ -140,7 +140,6 @@ def test_a_slow_compile_says_so_once_and_a_cache_load_says_nothing(monkeypatch, 
         chunks.warm_up(plan)
         chunks.warm_up(plan)  # once per process
     assert [r.getMessage() for r in caplog.records] == [chunks.COMPILE_NOTICE]
-    assert "about 20 s" in chunks.COMPILE_NOTICE
     caplog.clear()
     monkeypatch.setattr(chunks, "_COMPILED", {"done": False, "seconds": 0.0})
     monkeypatch.setattr(chunks, "COMPILE_NOTICE_AFTER", 5.0)

@@ -44,7 +44,7 @@ _COMPILED = {"done": False, "seconds": 0.0}
 log = logging.getLogger("simengine")
 # loading the kernels from numba's cache takes a fraction of a second: past this, they are compiling
 COMPILE_NOTICE_AFTER = 1.0
-COMPILE_NOTICE = ("compiling the simulation kernels (once per install or upgrade of simengine, about 20 s on a "
+COMPILE_NOTICE = ("compiling the simulation kernels (once per install or upgrade of simengine, about 15 s on a "
                   "2-core machine; later runs load them from numba's cache in under a second)")
 # paths per kernel call from a thread: enough work (milliseconds) that a call's argument
 # unboxing (the plans' arrays) is noise, few enough that threads share the end of a chunk evenly
