@@ -15,7 +15,9 @@ by more than ``--max-grades`` S&P letter grades is flagged, with the CSV's expla
 reason. The table replaces what lies between the two marker comments of the README; the rest of
 the README is kept as it is.
 
-Exit codes: 0 written, 2 bad input (not a batch folder, a malformed CSV, README without markers).
+Exit codes: 0 written, 2 bad input (not a batch folder, a malformed CSV or one naming a deal or
+tranche the batch does not hold, README without markers); the README is then left as it was (it is
+replaced whole, never written in part).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simengine import ratings
+from simengine._io import atomic_bytes
 from simengine.results import BatchFolder, RunFolder, RunFolderError
 from simengine.results.format import decimals_for, number_text
 from simengine.results.result import UNRELIABLE
@@ -40,6 +43,7 @@ END = "<!-- deal-table:end -->"
 HISTORY_COLUMNS = ("file", "tranche", "agency_rating", "outcome", "explanation", "source")
 MAX_GRADES = 1  # default flag level: S&P letter grades between the engine's rating and the agency's
 UNEXPLAINED = "**unexplained**"
+NO_TRANCHE = "—"  # the tranche cell of a deal whose run did not finish
 FREQUENCY = {1: "annual", 2: "semi-annual", 4: "quarterly", 12: "monthly"}
 PROVIDER_SECTIONS = (("payment_commitment", "commitment"), ("guarantee", "guarantee"),
                      ("liquidity_facility", "liquidity"))
@@ -55,13 +59,15 @@ class TableInputError(ValueError):
 
 # --------------------------------------------------------------------------------- deal history
 def read_history(path: Path) -> dict[tuple[str, str], dict[str, str]]:
-    """``deal_history.csv`` as {(file, tranche): row}.
+    """``deal_history.csv`` as {(file, tranche): row}; each row also holds ``where``, its
+    ``path:line`` for messages.
 
     Raises
     ------
     TableInputError
-        The header is not ``file,tranche,agency_rating,outcome,explanation,source``, a row has
-        another number of fields, or a (file, tranche) appears twice.
+        The file cannot be read as UTF-8 CSV, the header is not
+        ``file,tranche,agency_rating,outcome,explanation,source``, a row has another number of
+        fields, or a (file, tranche) appears twice.
     """
     try:
         with open(path, newline="", encoding="utf-8") as fh:
@@ -77,13 +83,41 @@ def read_history(path: Path) -> dict[tuple[str, str], dict[str, str]]:
                     raise TableInputError(f"{path}:{line}: {len(fields)} fields; expected {len(HISTORY_COLUMNS)} "
                                           "(quote a field that holds a comma)")
                 row = {k: v.strip() for k, v in zip(HISTORY_COLUMNS, fields)}
+                row["where"] = f"{path}:{line}"
                 key = (row["file"], row["tranche"])
                 if key in out:
                     raise TableInputError(f"{path}:{line}: a second row for {key[0]} / {key[1]}")
                 out[key] = row
     except OSError as exc:
         raise TableInputError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TableInputError(f"{path}: not UTF-8 text (byte {exc.start}); expected a UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise TableInputError(f"{path}: not a readable CSV ({exc})") from None
     return out
+
+
+def check_history(rows: list[TableRow], history: dict[tuple[str, str], dict[str, str]]) -> None:
+    """Refuse a row of ``history`` that names a deal the table's ``rows`` do not hold, or a tranche
+    its deal does not have: a misspelt stem or tranche would otherwise leave a tranche without its
+    row. A deal whose run did not finish (its one row's tranche is ``NO_TRANCHE``) is not checked.
+
+    Raises
+    ------
+    TableInputError
+        The first such row, with its ``path:line`` and what the batch holds.
+    """
+    tranches: dict[str, list[str]] = {}
+    for r in rows:
+        tranches.setdefault(r.deal, []).append(r.tranche)
+    for (stem, tranche), row in history.items():
+        known = tranches.get(stem)
+        if known is None:
+            raise TableInputError(f"{row['where']}: file {stem!r} is not a deal of the batch; "
+                                  f"expected one of {', '.join(sorted(tranches)) or '(none)'}")
+        if tranche not in known and known != [NO_TRANCHE]:
+            raise TableInputError(f"{row['where']}: {stem} has no tranche {tranche!r}; "
+                                  f"expected one of {', '.join(known)}")
 
 
 def agency_grade(text: str) -> tuple[str | None, str]:
@@ -235,7 +269,7 @@ def deal_rows(batch: BatchFolder, history: dict[tuple[str, str], dict[str, str]]
         stem = Path(entry.get("file") or sid).stem
         if entry.get("status") != "ok":
             error = (entry.get("error") or "").splitlines()[:1]
-            rows.append(TableRow(stem, "—", structure=f"**run {entry.get('status')}**: {' '.join(error)}"))
+            rows.append(TableRow(stem, NO_TRANCHE, structure=f"**run {entry.get('status')}**: {' '.join(error)}"))
             continue
         run = batch.run(sid)
         file = Path(run.manifest.get("scenario_file") or entry["file"])
@@ -322,8 +356,7 @@ def batch_line(batch: BatchFolder) -> str:
             f"simengine {runs[0].manifest.get('engine', {}).get('simengine', '?') if runs else '?'}.")
 
 
-def render(batch: BatchFolder, rows: list[TableRow], history: dict[tuple[str, str], dict[str, str]],
-           max_grades: int = MAX_GRADES) -> str:
+def render(batch: BatchFolder, rows: list[TableRow], max_grades: int = MAX_GRADES) -> str:
     """The Markdown the README holds between its markers."""
     flagged = [r for r in rows if r.flagged]
     unexplained = [r for r in flagged if r.explanation == UNEXPLAINED]
@@ -344,25 +377,26 @@ def render(batch: BatchFolder, rows: list[TableRow], history: dict[tuple[str, st
         cells = [f"`{r.deal}`", r.tranche, r.structure, r.sources, r.estimated, r.pd, r.el, r.standalone, r.rating,
                  r.agency, r.outcome, r.comparison, r.explanation]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    in_batch = {(r.deal, r.tranche) for r in rows}
-    orphans = [k for k in history if k not in in_batch]
-    if orphans:
-        lines += ["", "**Rows of deal_history.csv with no tranche in this batch:** "
-                  + "; ".join(f"`{f}` / {t}" for f, t in orphans) + "."]
     return "\n".join(lines)
 
 
 def write_readme(readme: Path, table: str) -> None:
-    """Replace what lies between the README's markers with ``table``; the rest is kept."""
+    """Replace what lies between the README's markers with ``table``; the rest is kept. The file
+    is replaced whole (``simengine._io.atomic_bytes``): an interrupted write leaves the old one."""
     try:
         text = readme.read_text(encoding="utf-8")
     except OSError as exc:
         raise TableInputError(f"{readme}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TableInputError(f"{readme}: not UTF-8 text (byte {exc.start}); expected a Markdown file") from None
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
         raise TableInputError(f"{readme}: expected one line {BEGIN!r} and, after it, one line {END!r}")
     before, rest = text.split(BEGIN)
     after = rest.split(END)[1]
-    readme.write_text(f"{before}{BEGIN}\n{table}\n{END}{after}", encoding="utf-8")
+    try:
+        atomic_bytes(readme, f"{before}{BEGIN}\n{table}\n{END}{after}".encode())
+    except OSError as exc:
+        raise TableInputError(f"{readme}: cannot be written ({exc.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         batch = BatchFolder(args.batch)
         history = read_history(Path(args.history))
         rows = deal_rows(batch, history, args.max_grades)
-        table = render(batch, rows, history, args.max_grades)
+        check_history(rows, history)
+        table = render(batch, rows, args.max_grades)
         if args.stdout:
             print(table)
         else:

@@ -125,7 +125,7 @@ def test_the_table_of_the_library_batch_has_one_row_per_tranche(library_batch, h
     expected = [(f.stem, t) for f in sorted(DEAL_FILES, key=lambda f: f.stem) for t in tranche_names(f)]
     assert sorted((r.deal, r.tranche) for r in rows) == sorted(expected)
     assert not [r for r in rows if "no row in deal_history.csv" in r.agency]
-    assert "Rows of deal_history.csv with no tranche" not in deal_table.render(library_batch, rows, history)
+    deal_table.check_history(rows, history)  # no row names a deal or tranche the batch lacks
 
 
 # ---------------------------------------------------------------------------- the tag reader
@@ -210,7 +210,7 @@ def test_table_rows_flag_a_disagreement_and_show_its_explanation(small_batch, tm
     assert mezz.standalone.startswith("PD ") and "S&P " in mezz.standalone  # the deal has a wrap
     no_loss = run.summary.set_index("tranche").loc["mezzanine", "no_loss_observed"]
     assert mezz.pd.startswith("0 (no default; ≤ ") if no_loss else mezz.pd.count("±") == 1
-    text = deal_table.render(small_batch, list(rows.values()), history)
+    text = deal_table.render(small_batch, list(rows.values()))
     assert "**FLAG**" in text and history[("biopharma_royalty_trust_2000", "senior")]["explanation"] in text
 
 
@@ -219,7 +219,7 @@ def test_a_flag_without_explanation_reads_unexplained(small_batch, tmp_path):
     rows = deal_table.deal_rows(small_batch, history)
     r = by_key(rows)[("biopharma_royalty_trust_2000", "senior")]
     assert r.flagged and r.explanation == deal_table.UNEXPLAINED
-    text = deal_table.render(small_batch, rows, history)
+    text = deal_table.render(small_batch, rows)
     line = next(x for x in text.splitlines() if x.startswith("| `biopharma_royalty_trust_2000` | senior |"))
     assert line.rstrip(" |").endswith("**unexplained**")
     assert "of them unexplained: 1" in text
@@ -241,7 +241,7 @@ def test_withheld_ratings_are_shown_as_withheld_with_their_reason(small_batch, t
         assert r.comparison == "not compared: engine rating withheld" and not r.flagged
         grades = {"AAA", "AA", "A", "BBB", "BB", "B", "CCC/C"}
         assert not grades & set(re.split(r"[\s;:(),]+", r.rating.split("withheld")[0]))
-    text = deal_table.render(small_batch, list(rows.values()), history)
+    text = deal_table.render(small_batch, list(rows.values()))
     assert "ratings withheld: 2" in text
 
 
@@ -275,6 +275,32 @@ def test_bad_inputs_are_refused(small_batch, tmp_path, capsys):
     assert deal_table.main([str(small_batch.path), "--history", str(bad), "--stdout"]) == 2
     assert deal_table.main([str(tmp_path), "--stdout"]) == 2
     assert "INVALID" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("biopharma_royalty_trust_2000,senior,", "biopharma_royalty_trust_2000,seniro,",
+     "biopharma_royalty_trust_2000 has no tranche 'seniro'; expected one of senior, mezzanine, equity"),
+    ("biopharma_royalty_trust_2000,senior,", "biopharma_royalty_2000,senior,",
+     "file 'biopharma_royalty_2000' is not a deal of the batch; expected one of biopharma_royalty_trust_2000, "
+     "guangzhou_patent_2019"),
+    ("biopharma_royalty_trust_2000,senior,", "biopharma_royalty_trust_2000,senior,\udcff",
+     "not UTF-8 text")])
+def test_a_history_row_the_batch_cannot_hold_is_refused_and_the_readme_kept(small_batch, tmp_path, capsys,
+                                                                             old, new, message):
+    """A misspelt deal or tranche in deal_history.csv, or a file that is not UTF-8: one line naming
+    the CSV (and its line), exit 2, the README left as it was."""
+    history = small_history(tmp_path)
+    text = history.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    history.write_bytes(text.replace(old, new).encode("utf-8", "surrogateescape"))
+    readme = tmp_path / "README.md"
+    before = f"# x\n{deal_table.BEGIN}\nold table\n{deal_table.END}\n"
+    readme.write_text(before, encoding="utf-8")
+    assert deal_table.main([str(small_batch.path), "--history", str(history), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"INVALID {history}") and message in err and err.count("\n") == 1, err
+    assert readme.read_text(encoding="utf-8") == before
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".partial")] == []
 
 
 @pytest.mark.parametrize(("text", "grade"), [
