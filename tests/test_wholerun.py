@@ -168,3 +168,24 @@ def test_phase_clock_counts_nested_phases_once():
     s = clock.seconds
     assert s["inner"]["wall_seconds"] >= 0.05 and s["outer"]["wall_seconds"] >= 0.02
     assert s["outer"]["wall_seconds"] + s["inner"]["wall_seconds"] <= total  # the inner phase counted once
+
+
+@pytest.mark.parametrize("damage", ["cut", "emptied", "removed"])
+def test_a_damaged_spool_part_is_computed_again_on_resume(tmp_path, caplog, damage):
+    """A finished chunk whose Arrow part does not read back whole (a crash of the machine after the
+    rename, a file removed) is recomputed on resume, not read into a traceback or mixed in."""
+    spool = tmp_path / "spool"
+    first = se.simulate(GZ, paths=1_000, chunk_paths=250, seed=3, progress=False, spool_dir=spool)
+    want = first.summary.copy()
+    del first
+    part = spool / "tranche_losses" / "part-000001.arrow"
+    if damage == "cut":
+        part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    elif damage == "emptied":
+        part.write_bytes(b"")
+    else:
+        part.unlink()
+    again = se.simulate(GZ, paths=1_000, chunk_paths=250, seed=3, progress=False, spool_dir=spool)
+    assert (again.timings["chunks_computed"], again.timings["chunks_resumed"]) == (1, 3)
+    assert again.summary.equals(want)  # exact values, NaN where NaN
+    assert any("chunk 1's spooled part tranche_losses/part-000001.arrow" in r.getMessage() for r in caplog.records)

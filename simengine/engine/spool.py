@@ -204,12 +204,16 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
     """Simulate chunk ``index`` into ``spool``; returns kernel seconds, or None if it was already there.
 
     Each part is written atomically, pool paths last: a chunk whose ``pool_paths`` part exists is
-    finished, and a killed writer leaves only ``.partial`` files.
+    finished, and a killed writer leaves only ``.partial`` files. A finished chunk whose parts do
+    not read back whole (a file cut short by a crash of the machine, or removed) is computed again.
     """
     name = part_name(index)
-    if (spool / "pool_paths" / name).exists():
-        return None
     first, n = spec.chunk(index)
+    if (spool / "pool_paths" / name).exists():
+        broken = _broken_part(spool, name, n, len(spec.plan.tranche_names))
+        if broken is None:
+            return None
+        log.warning("%s: chunk %d's spooled part %s; computing it again", spool, index, broken)
     k0 = time.perf_counter()
     out = run_chunk(spec.plan, spec.seed, first, n, spec.sampling)
     seconds = time.perf_counter() - k0
@@ -219,6 +223,20 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
         (spool / folder).mkdir(exist_ok=True)
         atomic_arrow(spool / folder / name, table)
     return seconds
+
+
+def _broken_part(spool: Path, name: str, paths: int, tranches: int) -> str | None:
+    """What is wrong with a finished chunk's parts (``name`` in both folders), or None if both read
+    back as Arrow IPC files with the chunk's rows (``paths`` and ``paths * tranches``). Only the
+    footers and record-batch headers are read (memory-mapped)."""
+    for folder, rows in (("tranche_losses", paths * tranches), ("pool_paths", paths)):
+        try:
+            got = read_arrow(spool / folder / name).num_rows
+        except (OSError, pa.ArrowException) as exc:  # missing, truncated, not an Arrow file
+            return f"{folder}/{name} does not read back ({type(exc).__name__}: {exc})"
+        if got != rows:
+            return f"{folder}/{name} holds {got:,} rows, not {rows:,}"
+    return None
 
 
 def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
