@@ -276,7 +276,7 @@ class SpooledColumns:
         self.tranches = tranches
         self.clock = clock or PhaseClock()
         self._columns: dict[tuple[str, str], np.ndarray] = {}
-        self._orders: dict[tuple[str, int], np.ndarray] = {}
+        self._orders: dict[tuple[str, int | None], np.ndarray] = {}
 
     def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
         """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
@@ -298,11 +298,13 @@ class SpooledColumns:
         """A ``tranche_losses`` column as ndarray, shape (paths, tranches)."""
         return self.column("tranche_losses", name).reshape(-1, self.tranches)
 
-    def order(self, name: str, k: int) -> np.ndarray:
-        """Stable argsort of tranche ``k``'s ``name`` (a loss column), ndarray(int64), shape (paths,);
-        sorted once, shared by every quantile, tail and curve of that column."""
+    def order(self, name: str, k: int | None = None) -> np.ndarray:
+        """Stable argsort of tranche ``k``'s ``name`` (a ``tranche_losses`` column), or of the
+        ``pool_paths`` column ``name`` where ``k`` is None; ndarray(int64), shape (paths,); sorted
+        once, shared by every quantile, tail, curve and batch-means error of that column."""
         if (name, k) not in self._orders:
-            self._orders[(name, k)] = np.argsort(self.matrix(name)[:, k], kind="stable")
+            values = self.column("pool_paths", name) if k is None else self.matrix(name)[:, k]
+            self._orders[(name, k)] = np.argsort(values, kind="stable")
         return self._orders[(name, k)]
 
     def weighted_losses(self, n: int) -> np.ndarray:
