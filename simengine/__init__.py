@@ -13,7 +13,7 @@ from .scenario import Scenario, load_scenario
 
 
 def simulate(scenario, paths=None, seed=None, chunk_paths=None, threads=None, progress=None, spool_dir=None,
-             variance_reduction=None, tranche=None, target_rse=None):
+             variance_reduction=None, tranche=None, target_rse=None, attribution_paths=None):
     """Simulate ``scenario`` (a :class:`Scenario` or a path to a TOML file); see
     :func:`simengine.simulation.simulate`. Returns a :class:`SimulationResult`."""
     from .simulation import simulate as _simulate  # the public face loads the engine on first use
@@ -22,7 +22,7 @@ def simulate(scenario, paths=None, seed=None, chunk_paths=None, threads=None, pr
         scenario = load_scenario(scenario)
     return _simulate(scenario, paths=paths, seed=seed, chunk_paths=chunk_paths, threads=threads,
                      progress=progress, spool_dir=spool_dir, variance_reduction=variance_reduction,
-                     tranche=tranche, target_rse=target_rse)
+                     tranche=tranche, target_rse=target_rse, attribution_paths=attribution_paths)
 
 
 def __getattr__(name: str):

@@ -228,6 +228,14 @@ def _run(args) -> int:
               "here; NUMBA_NUM_THREADS)", file=sys.stderr)
         return EXIT_BAD_INPUT
     paths = args.max_paths if args.target_rse is not None else (args.paths or sc.model.simulation.paths)
+    if args.attribution_paths is not None:
+        from .analysis.attribution import check_attribution_paths
+
+        try:
+            check_attribution_paths(args.attribution_paths, paths, "--attribution-paths")
+        except ValueError as exc:
+            invalid(exc)
+            return EXIT_BAD_INPUT
     need, seconds = _estimate(sc, paths)
     capped = args.target_rse is not None  # a cap the run may stop well short of: warn, do not refuse
     if seconds > _LONG_RUN_SECONDS and not args.allow_long and not capped:

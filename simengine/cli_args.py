@@ -4,6 +4,7 @@ the INVALID lines of bad input."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -18,37 +19,32 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+def _number(text: str, parse, kind: str, ok, expected: str):
+    """``parse(text)`` if it parses and ``ok`` holds of it, or argparse's error naming ``text`` and
+    what was expected (``kind`` where it does not parse)."""
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {kind}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1 (underscores allowed), or argparse's error."""
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
-    return value
+    return _number(text, lambda t: int(t.replace("_", "")), "a whole number", lambda v: v >= 1,
+                   "a whole number >= 1")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0, or argparse's error."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
-    return value
+    return _number(text, float, "a number", lambda v: 0 < v < math.inf, "a number > 0")
 
 
 def seed_arg(text: str) -> int:
     """A seed in [0, 2**63), or argparse's error."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= seed < 2**63")
-    return value
+    return _number(text, int, "a whole number", lambda v: 0 <= v < 2**63, "0 <= seed < 2**63")
 
 
 def invalid(exc) -> None:

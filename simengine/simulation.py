@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _jit
 from ._progress import Progress
-from .analysis.attribution import ATTRIBUTION_RULE, attribution_sample, channel_attribution
+from .analysis.attribution import attribution_choice, channel_attribution, check_attribution_paths
 from .engine import RunOptions, RunSpec, compile_seconds, open_spool, sampling_for, spool_chunk, target_units, warm_up
 from .plan import compile_plan
 from .results import SimulationResult
@@ -42,13 +42,13 @@ def prepare(scenario: Scenario, paths: int | None = None, seed: int | None = Non
 def collect(spec: RunSpec, spool: Path, n_chunks: int, timings: dict, owns_spool: bool,
             stop: dict | None = None, attribution_paths: int | None = None) -> SimulationResult:
     """The :class:`SimulationResult` of the first ``n_chunks`` spooled chunks of ``spec``; its channel
-    attribution re-runs ``attribution_paths`` paths (None: :data:`ATTRIBUTION_RULE`)."""
+    attribution re-runs ``attribution_paths`` paths (None: :data:`~simengine.analysis.attribution.ATTRIBUTION_RULE`)."""
     paths = spec.paths_in(n_chunks)
-    n = attribution_sample(paths, spec.sampling.antithetic, attribution_paths)
-    choice = {"paths": n, "rule": ATTRIBUTION_RULE if attribution_paths is None else "asked for"}
+    choice = attribution_choice(paths, spec.sampling.antithetic, attribution_paths)
     return SimulationResult(spec=spec, paths=paths, spool=spool, n_chunks=n_chunks, timings=timings,
                             owns_spool=owns_spool, threads=_jit.num_threads(), stop=stop,
-                            attribution=functools.partial(channel_attribution, spec, paths, attribution_paths=n),
+                            attribution=functools.partial(channel_attribution, spec, paths,
+                                                          attribution_paths=choice["paths"]),
                             attribution_choice=choice)
 
 
@@ -66,11 +66,17 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     With ``target_rse``, chunks are added until the PD of ``tranche`` (default: the first) has
     a relative standard error at most ``target_rse``, or ``paths`` (then a cap) is reached.
     The channel attribution re-runs ``attribution_paths`` of the paths under its variants (None:
-    a tenth, at least 10,000, at most 50,000; :data:`~simengine.analysis.attribution.ATTRIBUTION_RULE`).
+    a tenth, at least 10,000, at most 50,000; :data:`~simengine.analysis.attribution.ATTRIBUTION_RULE`):
+    a whole number from 1 to ``paths`` (ValueError otherwise, before anything is simulated); a
+    target-RSE run that stops short of it re-runs all its paths.
     """
+    if attribution_paths is not None:  # a bad count is refused before the pilot and the simulation
+        check_attribution_paths(attribution_paths)
     _jit.set_threads(threads)
     t0 = time.perf_counter()
     spec = prepare(scenario, paths, seed, chunk_paths, variance_reduction, tranche, target_rse)
+    if attribution_paths is not None:
+        check_attribution_paths(attribution_paths, spec.paths)
     spool, owner = open_spool(spec, spool_dir)
     t1 = time.perf_counter()
     bar = Progress(spec.paths, scenario.name, progress)

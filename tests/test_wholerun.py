@@ -4,7 +4,11 @@ the same bits as the long way round, and the run says what it chose and what eac
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,7 +19,9 @@ from simengine._progress import PhaseClock
 from simengine.analysis.attribution import (
     ATTRIBUTION_MIN_PATHS,
     ATTRIBUTION_PATHS,
+    ATTRIBUTION_RULE,
     ATTRIBUTION_SHARE,
+    attribution_choice,
     attribution_sample,
 )
 from simengine.analysis.crn import CommonRandomNumbers
@@ -30,7 +36,8 @@ from simengine.stats import (
     weighted_quantiles_columns,
 )
 
-GZ = "scenarios/guangzhou_patent_2019.toml"
+REPO = Path(__file__).resolve().parents[1]
+GZ = str(REPO / "scenarios" / "guangzhou_patent_2019.toml")
 
 
 def samples(seed: int):
@@ -85,6 +92,35 @@ def test_attribution_sample_rule():
     assert attribution_sample(1_000, True, asked=301) == 300  # whole antithetic pairs
 
 
+def test_attribution_choice_says_when_the_count_asked_for_was_not_run():
+    assert attribution_choice(30_000, False) == {"paths": ATTRIBUTION_MIN_PATHS, "rule": ATTRIBUTION_RULE}
+    assert attribution_choice(1_000, False, 400) == {"paths": 400, "rule": "asked for"}
+    assert attribution_choice(500, False, 3_000) == {"paths": 500,
+                                                     "rule": "asked for 3,000; the run stopped at 500 paths"}
+    assert attribution_choice(1_000, True, 301) == {"paths": 300, "rule": "asked for 301; whole antithetic pairs"}
+
+
+@pytest.mark.parametrize("value, says", [
+    ("0", "'0': expected a whole number >= 1"), ("-5", "'-5': expected a whole number >= 1"),
+    ("1.5", "'1.5': expected a whole number"), ("many", "'many': expected a whole number"),
+    ("1_001", "--attribution-paths 1,001: more than the run's 1,000 paths; expected at most 1,000"),
+])
+def test_bad_attribution_paths_is_bad_input_and_writes_nothing(tmp_path, value, says):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "simengine", "run", GZ, "--paths", "1000", "--out", str(out),
+                        f"--attribution-paths={value}", "--quiet"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and says in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "10"])
+def test_simulate_refuses_a_bad_attribution_count_before_simulating(value):
+    with pytest.raises(ValueError, match="attribution_paths .*expected a whole number >= 1"):
+        se.simulate(GZ, paths=1_000, attribution_paths=value, progress=False)
+
+
 @pytest.fixture(scope="module")
 def small_run():
     sc = se.load_scenario(GZ).with_overrides({"simulation.cashflow_sample_paths": 900})  # one block
@@ -109,12 +145,14 @@ def test_run_folder_states_phases_choice_and_row_groups(small_run, tmp_path):
     out = small_run.to_parquet(tmp_path / "run")
     manifest = json.loads((out / "manifest.json").read_text())
     phases = manifest["timings"]["phases"]
-    for name in ("summary", "channel_attribution", "cashflows_ledgers", "write_path_tables"):
-        assert phases[name]["wall_seconds"] >= 0 and phases[name]["cpu_seconds"] >= 0
-    assert manifest["channel_attribution"] == {"paths": 1_200, "rule": manifest["channel_attribution"]["rule"]}
-    assert "paths // 10" in manifest["channel_attribution"]["rule"]
+    assert set(phases) == {"read_spool", "summary", "channel_attribution", "cashflows_ledgers", "cashflows",
+                           "worst_paths", "worst_paths_ledgers", "exceedance", "rating_levels", "pool_summary",
+                           "write_tables", "write_path_tables"}  # every phase after the simulation; no plot here
+    assert all(p["wall_seconds"] > 0 and p["cpu_seconds"] >= 0 for p in phases.values()), phases
+    assert manifest["channel_attribution"] == {"paths": 1_200, "rule": ATTRIBUTION_RULE}
+    assert "paths // 10" in ATTRIBUTION_RULE
     meta = pq.ParquetFile(out / "tranche_losses.parquet").metadata
-    assert meta.num_row_groups == 1  # three chunks of 500 paths, coalesced
+    assert meta.num_row_groups == 1  # three chunks (500, 500, 200 paths), coalesced
     encodings = {meta.row_group(0).column(j).path_in_schema: meta.row_group(0).column(j).encodings
                  for j in range(meta.num_columns)}
     assert "DELTA_BINARY_PACKED" in encodings["path"]
@@ -132,3 +170,24 @@ def test_phase_clock_counts_nested_phases_once():
     s = clock.seconds
     assert s["inner"]["wall_seconds"] >= 0.05 and s["outer"]["wall_seconds"] >= 0.02
     assert s["outer"]["wall_seconds"] + s["inner"]["wall_seconds"] <= total  # the inner phase counted once
+
+
+@pytest.mark.parametrize("damage", ["cut", "emptied", "removed"])
+def test_a_damaged_spool_part_is_computed_again_on_resume(tmp_path, caplog, damage):
+    """A finished chunk whose Arrow part does not read back whole (a crash of the machine after the
+    rename, a file removed) is recomputed on resume, not read into a traceback or mixed in."""
+    spool = tmp_path / "spool"
+    first = se.simulate(GZ, paths=1_000, chunk_paths=250, seed=3, progress=False, spool_dir=spool)
+    want = first.summary.copy()
+    del first
+    part = spool / "tranche_losses" / "part-000001.arrow"
+    if damage == "cut":
+        part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    elif damage == "emptied":
+        part.write_bytes(b"")
+    else:
+        part.unlink()
+    again = se.simulate(GZ, paths=1_000, chunk_paths=250, seed=3, progress=False, spool_dir=spool)
+    assert (again.timings["chunks_computed"], again.timings["chunks_resumed"]) == (1, 3)
+    assert again.summary.equals(want)  # exact values, NaN where NaN
+    assert any("chunk 1's spooled part tranche_losses/part-000001.arrow" in r.getMessage() for r in caplog.records)

@@ -32,6 +32,29 @@ def attribution_sample(paths: int, antithetic: bool, asked: int | None = None) -
     return max(n - n % 2, min(paths, 2)) if antithetic else n
 
 
+def check_attribution_paths(asked, paths: int | None = None, name: str = "attribution_paths") -> None:
+    """Refuse an ``attribution_paths`` (called ``name`` in the message) that is not a whole number
+    from 1 to the run's ``paths`` (for a run with a path cap, the cap; None: not yet known):
+    raises ValueError."""
+    if isinstance(asked, bool) or not isinstance(asked, (int, np.integer)) or asked < 1:
+        raise ValueError(f"{name} {asked!r}: expected a whole number >= 1")
+    if paths is not None and asked > paths:
+        raise ValueError(f"{name} {asked:,}: more than the run's {paths:,} paths; expected at most {paths:,}")
+
+
+def attribution_choice(paths: int, antithetic: bool, asked: int | None = None) -> dict:
+    """The provenance's ``channel_attribution``: the paths re-run (:func:`attribution_sample`) and why."""
+    n = attribution_sample(paths, antithetic, asked)
+    if asked is None:
+        rule = ATTRIBUTION_RULE
+    elif n == asked:
+        rule = "asked for"
+    else:  # a target-RSE run that stopped short of it, or an odd count with antithetic pairs
+        why = f"the run stopped at {paths:,} paths" if asked > paths else "whole antithetic pairs"
+        rule = f"asked for {asked:,}; {why}"
+    return {"paths": n, "rule": rule}
+
+
 def channel_attribution(spec: RunSpec, paths: int, full: Callable[[int], np.ndarray] | None = None,
                         attribution_paths: int | None = None) -> pd.DataFrame:
     """EL of every tranche and basis with obsolescence off, demand off and both off.

@@ -204,12 +204,16 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
     """Simulate chunk ``index`` into ``spool``; returns kernel seconds, or None if it was already there.
 
     Each part is written atomically, pool paths last: a chunk whose ``pool_paths`` part exists is
-    finished, and a killed writer leaves only ``.partial`` files.
+    finished, and a killed writer leaves only ``.partial`` files. A finished chunk whose parts do
+    not read back whole (a file cut short by a crash of the machine, or removed) is computed again.
     """
     name = part_name(index)
-    if (spool / "pool_paths" / name).exists():
-        return None
     first, n = spec.chunk(index)
+    if (spool / "pool_paths" / name).exists():
+        broken = _broken_part(spool, name, n, len(spec.plan.tranche_names))
+        if broken is None:
+            return None
+        log.warning("%s: chunk %d's spooled part %s; computing it again", spool, index, broken)
     k0 = time.perf_counter()
     out = run_chunk(spec.plan, spec.seed, first, n, spec.sampling)
     seconds = time.perf_counter() - k0
@@ -219,6 +223,20 @@ def spool_chunk(spec: RunSpec, spool: Path, index: int) -> float | None:
         (spool / folder).mkdir(exist_ok=True)
         atomic_arrow(spool / folder / name, table)
     return seconds
+
+
+def _broken_part(spool: Path, name: str, paths: int, tranches: int) -> str | None:
+    """What is wrong with a finished chunk's parts (``name`` in both folders), or None if both read
+    back as Arrow IPC files with the chunk's rows (``paths`` and ``paths * tranches``). Only the
+    footers and record-batch headers are read (memory-mapped)."""
+    for folder, rows in (("tranche_losses", paths * tranches), ("pool_paths", paths)):
+        try:
+            got = read_arrow(spool / folder / name).num_rows
+        except (OSError, pa.ArrowException) as exc:  # missing, truncated, not an Arrow file
+            return f"{folder}/{name} does not read back ({type(exc).__name__}: {exc})"
+        if got != rows:
+            return f"{folder}/{name} holds {got:,} rows, not {rows:,}"
+    return None
 
 
 def target_units(spec: RunSpec, spool: Path, index: int) -> np.ndarray:
@@ -258,7 +276,7 @@ class SpooledColumns:
         self.tranches = tranches
         self.clock = clock or PhaseClock()
         self._columns: dict[tuple[str, str], np.ndarray] = {}
-        self._orders: dict[tuple[str, int], np.ndarray] = {}
+        self._orders: dict[tuple[str, int | None], np.ndarray] = {}
 
     def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
         """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
@@ -280,11 +298,13 @@ class SpooledColumns:
         """A ``tranche_losses`` column as ndarray, shape (paths, tranches)."""
         return self.column("tranche_losses", name).reshape(-1, self.tranches)
 
-    def order(self, name: str, k: int) -> np.ndarray:
-        """Stable argsort of tranche ``k``'s ``name`` (a loss column), ndarray(int64), shape (paths,);
-        sorted once, shared by every quantile, tail and curve of that column."""
+    def order(self, name: str, k: int | None = None) -> np.ndarray:
+        """Stable argsort of tranche ``k``'s ``name`` (a ``tranche_losses`` column), or of the
+        ``pool_paths`` column ``name`` where ``k`` is None; ndarray(int64), shape (paths,); sorted
+        once, shared by every quantile, tail, curve and batch-means error of that column."""
         if (name, k) not in self._orders:
-            self._orders[(name, k)] = np.argsort(self.matrix(name)[:, k], kind="stable")
+            values = self.column("pool_paths", name) if k is None else self.matrix(name)[:, k]
+            self._orders[(name, k)] = np.argsort(values, kind="stable")
         return self._orders[(name, k)]
 
     def weighted_losses(self, n: int) -> np.ndarray:

@@ -67,6 +67,11 @@ def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarra
                     + [v for pair in weighted_quantile_es(loss, w, LEVELS, order) for v in pair])
 
 
+def _quantiles(levels):
+    """``statistic(x, w, order=None)`` for :func:`batch_se`: the weighted quantiles at ``levels``."""
+    return lambda x, w, order=None: np.array(weighted_quantiles(x, w, levels, order))
+
+
 class SimulationResult:
     """What :func:`simengine.simulate` returns.
 
@@ -118,6 +123,7 @@ class SimulationResult:
         self.attribution_choice = attribution_choice
         self.clock = PhaseClock()  # seconds per phase of the statistics and the writing, for the manifest
         self.columns = SpooledColumns(self.spool, n_chunks, len(spec.plan.tranche_names), self.clock)
+        self._worst_grades: dict[str, np.ndarray] = {}
         if owns_spool:  # a temporary spool lives exactly as long as the result
             weakref.finalize(self, shutil.rmtree, str(self.spool), True)
 
@@ -135,6 +141,7 @@ class SimulationResult:
     def release(self) -> None:
         """Drop the spooled columns kept for the statistics (:meth:`SpooledColumns.release`)."""
         self.columns.release()
+        self._worst_grades.clear()
 
     @cached_property
     def weights(self) -> np.ndarray:
@@ -176,11 +183,13 @@ class SimulationResult:
     def worst_grades(self, kind: str) -> np.ndarray:
         """A migrating provider's worst grade on each path as S&P-scale ranks (0 = AAA, 7 = default),
         ndarray(float64), shape (paths,)."""
-        labels = next(lab for _, k, lab in self.migrating_providers if k == kind)
-        ranks = np.array([grade_rank_sp(label) for label in labels])
-        codes = self._read("pool_paths", [f"{kind}_worst_grade"]).column(0)
-        codes = pa.chunked_array([c.indices for c in codes.chunks]).to_numpy() if codes.num_chunks else np.zeros(0)
-        return ranks[codes.astype(np.int64)]
+        if kind not in self._worst_grades:  # asked for per tranche and guarantor: read once
+            labels = next(lab for _, k, lab in self.migrating_providers if k == kind)
+            ranks = np.array([grade_rank_sp(label) for label in labels])
+            codes = self._read("pool_paths", [f"{kind}_worst_grade"]).column(0)
+            codes = pa.chunked_array([c.indices for c in codes.chunks]).to_numpy() if codes.num_chunks else np.zeros(0)
+            self._worst_grades[kind] = ranks[codes.astype(np.int64)]
+        return self._worst_grades[kind]
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -373,8 +382,7 @@ class SimulationResult:
 
     def _rating_levels(self) -> pd.DataFrame:
         w = self.weights
-        rates = (self.columns.column("pool_paths", "default_fraction"),
-                 self.columns.column("pool_paths", "pool_loss_fraction"))
+        rates = ("default_fraction", "pool_loss_fraction")
         wp = self.plan.waterfall
         horizon = self.plan.periods / wp.periods_per_year
         grades = ratings.table_grades("sp")
@@ -385,10 +393,11 @@ class SimulationResult:
         usable = [p for p in limits if p > 0]
         levels = [1.0 - p for p in usable]
         values, errors = [], []
-        for x in rates:
-            values.append(weighted_quantiles(x, w, levels) if levels else [])
-            errors.append(batch_se(lambda xx, ww: np.array(weighted_quantiles(xx, ww, levels)), (x, w),
-                                   pairs=self.sampling.antithetic) if levels else [])
+        for name in rates:  # each column sorted once: its batches' orders are cut from it
+            x, order = self.columns.column("pool_paths", name), self.columns.order(name) if levels else None
+            values.append(weighted_quantiles(x, w, levels, order) if levels else [])
+            errors.append(batch_se(_quantiles(levels), (x, w), pairs=self.sampling.antithetic, order=order)
+                          if levels else [])
         rows = []
         j = 0
         for grade, p in zip(grades, limits):
@@ -423,8 +432,9 @@ class SimulationResult:
         pairs = self.sampling.antithetic
         dr = t("default_fraction")
         levels = (0.5, 0.95, 0.99, 0.999)
-        q = weighted_quantiles(dr, w, levels)
-        q_se = batch_se(lambda x, ww: np.array(weighted_quantiles(x, ww, levels)), (dr, w), pairs=pairs)
+        order = self.columns.order("default_fraction")  # shared with rating_levels
+        q = weighted_quantiles(dr, w, levels, order)
+        q_se = batch_se(_quantiles(levels), (dr, w), pairs=pairs, order=order)
         drawn = {kind: self._matrix(column).sum(axis=1) > 0 for kind, column in zip(PROVIDER_KINDS, TRANCHE_DRAWS)}
         needed = {kind: t(f"{kind}_needed") for kind in PROVIDER_KINDS}
         failed = {kind: t(f"{kind}_provider_failed") for kind in PROVIDER_KINDS}
