@@ -303,3 +303,10 @@ def transition_matrix(name: str) -> tuple[tuple[str, ...], np.ndarray]:
     grades = tuple(frame.index)
     probs = frame[list(grades) + ["D"]].to_numpy(dtype=float)
     return grades, probs / probs.sum(axis=1, keepdims=True)
+
+
+def migration_grade_rank(label: str) -> float:
+    """A provider migration grade's rank on the S&P letter scale (0 = AAA, ..., 6 = CCC/C, 7 = the
+    default state ``"D"``)."""
+    return float(len(SP_LETTERS)) if label == "D" else grade_rank("sp", letter_grade(label))
+

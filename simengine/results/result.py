@@ -18,7 +18,7 @@ from .. import _jit, ratings
 from .._io import versions
 from .._layout import CLAIMS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from .._progress import PhaseClock
-from ..engine import RunSpec, SpooledColumns, ledgers, ledgers_threaded, model_code_hash, part_name, resolved_hash
+from ..engine import RunSpec, SpooledColumns, ledgers, ledgers_threaded, model_code_hash, resolved_hash
 from ..plan import Plan, provider_rows
 from ..scenario import Scenario
 from ..stats import (
@@ -41,11 +41,6 @@ from .plots import loss_curves_figure
 from .run_folder import write_run
 
 LEVELS = (0.95, 0.99, 0.999)
-
-
-def grade_rank_sp(label: str) -> float:
-    """A migration grade's rank on the S&P letter scale (0 = AAA, ..., 6 = CCC/C, 7 = default)."""
-    return float(len(ratings.SP_LETTERS)) if label == "D" else ratings.grade_rank("sp", ratings.letter_grade(label))
 LEVEL_NAMES = ("95", "99", "999")
 BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
@@ -116,7 +111,6 @@ class SimulationResult:
         self.sampling = spec.sampling
         self.stop = stop  # how a --target-rse run ended; None otherwise
         self.spool = Path(spool)
-        self.parts = [part_name(i) for i in range(n_chunks)]
         self.timings = dict(timings)
         self.threads = threads
         self._attribution = attribution  # injected by the simulation layer: re-runs live in analysis
@@ -185,7 +179,7 @@ class SimulationResult:
         ndarray(float64), shape (paths,)."""
         if kind not in self._worst_grades:  # asked for per tranche and guarantor: read once
             labels = next(lab for _, k, lab in self.migrating_providers if k == kind)
-            ranks = np.array([grade_rank_sp(label) for label in labels])
+            ranks = np.array([ratings.migration_grade_rank(label) for label in labels])
             codes = self._read("pool_paths", [f"{kind}_worst_grade"]).column(0)
             codes = pa.chunked_array([c.indices for c in codes.chunks]).to_numpy() if codes.num_chunks else np.zeros(0)
             self._worst_grades[kind] = ranks[codes.astype(np.int64)]
@@ -457,7 +451,7 @@ class SimulationResult:
         means.update({f"p_trigger_{name}": t(f"trigger_{name}") for name in self.plan.trigger_names})
         for j, kind, labels in self.migrating_providers:  # credit migration: grades over the deal
             worst = self.worst_grades(kind)
-            start = grade_rank_sp(labels[int(self.plan.pool.provider_initial_grade[j])])
+            start = ratings.migration_grade_rank(labels[int(self.plan.pool.provider_initial_grade[j])])
             means[f"p_{kind}_downgraded"] = worst > start
             means[f"p_{kind}_below_investment_grade"] = worst >= len(ratings.INVESTMENT_GRADE)
             means[f"p_{kind}_defaulted"] = worst >= len(ratings.SP_LETTERS)
