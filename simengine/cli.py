@@ -480,7 +480,9 @@ def _report(args) -> int:
 
             html = run_report(RunFolder(folder), args.figures)
     except RunFolderError as exc:
-        print(f"INVALID {exc}; expected a folder written by `simengine run` or `simengine batch`", file=sys.stderr)
+        expected = ("" if "; expected" in str(exc)
+                    else "; expected a folder written by `simengine run` or `simengine batch`")
+        print(f"INVALID {exc}{expected}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from .results.report import write_report
 

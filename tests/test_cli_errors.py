@@ -146,3 +146,21 @@ def test_validate_does_not_import_kernels(tmp_path, good, bad):
     loaded = set(report["modules"])
     for heavy in ("simengine.kernels", "simengine.engine", "simengine.plan", "simengine._jit", "numba"):
         assert heavy not in loaded, f"validate imported {heavy}"
+
+
+def test_a_damaged_table_in_a_run_folder_is_one_clear_line_for_plot_and_report(tmp_path):
+    """A run folder whose summary.parquet was overwritten by hand: plot and report name the file and
+    what was expected, exit 2, no traceback, and write nothing."""
+    run = tmp_path / "run"
+    r = cli(["run", GUANGZHOU, "--paths", 500, "--out", run, "--no-plot", "--quiet"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    (run / "summary.parquet").write_text("not parquet")
+    before = files_under(tmp_path)
+    for args in (["plot", run, "--out", tmp_path / "p.png"], ["report", run, "--out", tmp_path / "r.html"]):
+        r = cli(args, tmp_path)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"{run / 'summary.parquet'}: cannot be read as the run's summary table" in lines[0]
+        assert lines[0].count("expected") == 1
+    assert files_under(tmp_path) == before

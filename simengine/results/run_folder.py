@@ -232,16 +232,16 @@ class RunFolder:
 
     def columns(self, name: str) -> list[str]:
         """Column names of table ``name``, read from its schema (no data is read)."""
-        return list(pq.read_schema(self.path / f"{name}.parquet").names)
+        return list(self._parquet(name, pq.read_schema).names)
 
     def num_rows(self, name: str) -> int:
         """Rows of table ``name``, from its footer (no data is read)."""
-        return int(pq.read_metadata(self.path / f"{name}.parquet").num_rows)
+        return int(self._parquet(name, pq.read_metadata).num_rows)
 
     def field_metadata(self, name: str) -> dict[str, dict[str, str]]:
         """{column: {key: value}} of the Parquet field metadata of table ``name`` (descriptions,
         sources a writer attached to a column); columns without metadata are left out."""
-        schema = pq.read_schema(self.path / f"{name}.parquet")
+        schema = self._parquet(name, pq.read_schema)
         return {f.name: {k.decode(errors="replace"): v.decode(errors="replace") for k, v in f.metadata.items()}
                 for f in schema if f.metadata}
 
@@ -267,11 +267,21 @@ class RunFolder:
 
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table of the folder (``summary``, ``cashflows``, ``tranche_losses``, ...) as a DataFrame."""
-        return pq.read_table(self.path / f"{name}.parquet", columns=columns).to_pandas()
+        return self._parquet(name, pq.read_table, columns=columns).to_pandas()
 
     def arrow(self, name: str) -> pa.Table:
         """A table as written (with its provenance in the schema metadata)."""
-        return pq.read_table(self.path / f"{name}.parquet")
+        return self._parquet(name, pq.read_table)
+
+    def _parquet(self, name: str, read, **kw):
+        """``read(path, **kw)`` of table ``name``; a missing or unreadable file is a RunFolderError
+        naming it (a folder someone edited by hand), not a pyarrow traceback."""
+        path = self.path / f"{name}.parquet"
+        try:
+            return read(path, **kw)
+        except (OSError, pa.ArrowException) as exc:
+            raise RunFolderError(f"{path}: cannot be read as the run's {name} table ({str(exc).splitlines()[0]}); "
+                                 "expected the Parquet file a finished run wrote") from None
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -285,7 +295,7 @@ class RunFolder:
 
     def provenance(self) -> dict:
         """The provenance a table carries in its schema metadata (that of ``summary.parquet``)."""
-        meta = pq.read_schema(self.path / "summary.parquet").metadata or {}
+        meta = self._parquet("summary", pq.read_schema).metadata or {}
         return json.loads(meta.get(PROVENANCE_KEY, b"{}"))
 
     def exceedance_curves(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
