@@ -256,13 +256,20 @@ def generic_table(run: RunFolder, name: str, limit: int = GENERIC_ROWS) -> Table
 
 
 LEDGER_DEAL = (("collections_amount", "collections"), ("fees_paid_amount", "fees"),
-               ("cumulative_default_rate", "cum. default rate"), ("reserve_start_amount", "reserve start"),
+               ("cumulative_default_rate", "cum. default rate"), ("dscr", "DSCR"),
+               ("reserve_start_amount", "reserve start"),
                ("reserve_end_amount", "reserve end"), ("commitment_draw_amount", "commitment draw"),
-               ("guarantee_draw_amount", "guarantee draw"), ("residual_amount", "residual"))
+               ("guarantee_draw_amount", "guarantee draw"), ("liquidity_draw_amount", "liquidity draw"),
+               ("commitment_claim_amount", "commitment owed"), ("guarantee_claim_amount", "guarantee owed"),
+               ("liquidity_claim_amount", "liquidity owed"), ("residual_amount", "residual"))
+# shown only where the path has them (a deal without a liquidity facility, a path no provider paid)
+LEDGER_IF_ANY = ("liquidity_draw_amount", "commitment_claim_amount", "guarantee_claim_amount",
+                 "liquidity_claim_amount")
 LEDGER_TRANCHE = (("interest_due_amount", "int. due"), ("interest_paid_amount", "int. paid"),
                   ("interest_carried_amount", "int. carried"), ("principal_paid_amount", "principal"),
                   ("balance_amount", "balance"))
-EFFECTS = (("sequential", "seq"), ("trap", "trap"), ("accelerated", "accel"))
+EFFECTS = (("sequential", "seq"), ("trap", "trap"), ("accelerated", "accel"), ("early_amortisation", "early am."),
+           ("called", "called"))
 
 
 def worst_path_blocks(run: RunFolder) -> list:
@@ -274,7 +281,8 @@ def worst_path_blocks(run: RunFolder) -> list:
     blocks: list = [Text("For each tranche the path with its largest loss (then largest interest shortfall, then "
                          "PV loss), replayed period by period through the waterfall. Amounts in millions; "
                          "'effects' lists the trigger effects in force (seq: sequential principal, trap: cash "
-                         "trapped in the reserve, accel: accelerated amortisation).")]
+                         "trapped in the reserve, accel: accelerated amortisation, early am.: early amortisation, "
+                         "called: clean-up call exercised); 'owed': a reimbursed provider's claim outstanding.")]
     for worst_for, g in wp.groupby("worst_for", sort=False):
         g = g.sort_values("period")
         path = int(g["path"].iloc[0])
@@ -301,7 +309,8 @@ def worst_path_blocks(run: RunFolder) -> list:
         if float(g["path_loss_fraction"].iloc[0]) == 0:
             blocks.append(Note(f"No path lost principal of {worst_for}: the ledger shows the path with its largest "
                                "interest shortfall or PV loss (path 0 if none had any).", "info"))
-        deal_cols = [(c, label) for c, label in LEDGER_DEAL if c in g.columns]
+        deal_cols = [(c, label) for c, label in LEDGER_DEAL
+                     if c in g.columns and (c not in LEDGER_IF_ANY or (g[c] != 0).any())]
         tr_cols = [(t, c, label) for t in tranche_names for c, label in LEDGER_TRANCHE if f"{t}.{c}" in g.columns]
         deal_rows = []
         tranche_rows: dict[str, list] = {t: [] for t in tranche_names}
@@ -309,8 +318,9 @@ def worst_path_blocks(run: RunFolder) -> list:
             key = {"worst_for": worst_for, "period": int(r["period"])}
             row: list[Cell] = [[str(int(r["period"]))]]
             for c, _ in deal_cols:
-                unit = "percent" if c == "cumulative_default_rate" else "millions"
-                row.append([shown(r[c], unit, source=src, key=key, column=c, decimals=1 if unit == "percent" else 3)])
+                unit = {"cumulative_default_rate": "percent", "dscr": "multiple"}.get(c, "millions")
+                row.append([shown(r[c], unit, source=src, key=key, column=c,
+                                  decimals={"percent": 1, "multiple": 2}.get(unit, 3))])
             row.append([", ".join(short for e, short in EFFECTS if e in g.columns and r[e] > 0) or "—"])
             deal_rows.append(row)
             for t in tranche_names:
