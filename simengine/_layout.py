@@ -185,8 +185,8 @@ class Scratch(NamedTuple):
     paths run one after another on one thread, so the kernels allocate nothing of their own.
 
     Pool path (:func:`simengine._kernels.pool.pool_path`), each with a leading ``slots`` axis:
-    g_global (periods,), factors (factors,), demand_x and clock (industries, periods), screen
-    (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
+    g_global (periods,), factors (factors,), demand_x and clock (industries, periods), clock_start
+    (industries, periods) int64 and clock_scale (industries,), screen (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
     (licensees,) int64, group_diff (groups, periods + 1) zero between paths, cdr_diff and
     count_diff (periods + 1,), oc_sched and oc_lost (OC bases, periods + 1) zero between paths,
     oc_value (periods,). Between the two: collections and cdr (periods,), provider_period
@@ -199,6 +199,8 @@ class Scratch(NamedTuple):
     factors: np.ndarray
     demand_x: np.ndarray
     clock: np.ndarray
+    clock_start: np.ndarray
+    clock_scale: np.ndarray
     screen: np.ndarray
     obs_period: np.ndarray
     licensee_period: np.ndarray
@@ -226,6 +228,7 @@ def allocate_scratch(slots: int, periods: int, factors: int, industries: int, te
     return Scratch(
         g_global=np.empty((slots, T)), factors=np.empty((slots, factors)),
         demand_x=np.empty((slots, industries, T)), clock=np.empty((slots, industries, T)),
+        clock_start=np.empty((slots, industries, T), i8), clock_scale=np.empty((slots, industries)),
         screen=np.empty((slots, industries, technologies), i8), obs_period=np.empty((slots, technologies), i8),
         licensee_period=np.empty((slots, licensees), i8), group_diff=np.zeros((slots, groups, T + 1)),
         cdr_diff=np.empty((slots, T + 1)), count_diff=np.empty((slots, T + 1)),

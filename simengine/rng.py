@@ -174,7 +174,7 @@ def _normal_slow(skey, i, z):
     return 0.0  # 31 failed attempts in a row: probability < 1e-60
 
 
-@jit
+@jit(inline="always")
 def gamma_at(skey, i, shape):
     """Gamma(shape, 1) by Marsaglia & Tsang (2000); attempts use indices ``64*i .. 64*i+63``."""
     boost = 1.0

@@ -24,6 +24,22 @@ def weighted_mean_se(values: np.ndarray, weights: np.ndarray, pairs: bool = Fals
     return mean, se
 
 
+def weighted_mean_se_rows(values: np.ndarray, weights: np.ndarray, pairs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`weighted_mean_se` of every row of ``values`` at once, the same bits (each row is
+    reduced along its own contiguous axis, as the 1-d helper reduces its vector).
+
+    values : ndarray(float64), shape (m, n);  weights : ndarray(float64), shape (n,)
+    Returns (mean, se), ndarray(float64) of shape (m,) each.
+    """
+    wx = np.ascontiguousarray(values * weights)
+    mean = wx.mean(axis=1)
+    if pairs and wx.shape[1] % 2 == 0:
+        wx = 0.5 * (wx[:, 0::2] + wx[:, 1::2])
+    m = wx.shape[1]
+    se = wx.std(axis=1, ddof=1) / math.sqrt(m) if m > 1 else np.full(wx.shape[0], math.nan)
+    return mean, se
+
+
 def variance_reduction(values: np.ndarray, weights: np.ndarray, se: float) -> float:
     """Plain Monte Carlo's variance over this run's, both for n paths.
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import simengine as se
 from simengine import _layout as k
-from simengine._kernels.hazard import first_period_reaching
+from simengine._kernels.hazard import default_period, fill_clock_start, first_period_reaching, gaussian_default_period
 from simengine._layout import ledger_columns
 from simengine.engine import ledgers, run_chunk
 from simengine.plan import compile_plan
@@ -250,6 +250,70 @@ def test_default_period_search_equals_the_definition(steps, k_obs, mult, fractio
     reached = np.nonzero(H >= need)[0]
     expected = int(reached[0]) if reached.size else T
     assert first_period_reaching(clock, 0, k_obs, base, mult, need) == expected
+    start, scale = np.empty((1, T), np.int64), np.empty(1)
+    fill_clock_start(clock, 0, start, scale)
+    assert default_period(clock, start, scale, 0, k_obs, base, mult, need) == expected
+
+
+def test_tabulated_exposure_is_within_its_derived_bound():
+    """distributions.EXPOSURE interpolated linearly against the kernels' exact exposure
+    -log1p(-(1 - Phi(-L))), on a million latents over the table and every grid midpoint (where
+    interpolation errs most): the derived bound step^2 / 8 (g'' < 1) holds, and the kernel's
+    tolerance keeps a factor 2 over it."""
+    import math
+
+    from simengine._kernels.distributions import (EXPOSURE, EXPOSURE_INV_STEP, EXPOSURE_L0, EXPOSURE_LAST,
+                                                  EXPOSURE_TOL, upper_tail_normal)
+
+    step = 1.0 / EXPOSURE_INV_STEP
+    bound = step * step / 8.0
+    assert EXPOSURE_TOL >= 2.0 * bound
+    rng = np.random.default_rng(20261127)
+    grid = EXPOSURE_L0 + np.arange(EXPOSURE_LAST) * step
+    latents = np.concatenate([rng.uniform(EXPOSURE_L0, EXPOSURE_L0 + EXPOSURE_LAST * step, 1_000_000),
+                              grid + 0.5 * step, grid])
+    table = np.asarray(EXPOSURE)
+    pos = (latents - EXPOSURE_L0) * EXPOSURE_INV_STEP
+    k = pos.astype(np.int64)
+    approx = table[k] + (table[k + 1] - table[k]) * (pos - k)
+    exact = np.array([-math.log1p(-upper_tail_normal(-x)) for x in latents])
+    err = np.abs(approx - exact)
+    assert err.max() <= bound, (latents[err.argmax()], err.max())
+
+
+def test_gaussian_default_period_equals_the_exact_exposure_search():
+    """hazard.gaussian_default_period (tabulated exposure, exact only near a period's boundary) gives
+    the period of the exact exposure -log1p(-(1 - Phi(-L))) / hazard, on random clocks with and
+    without obsolescence, for random latents and for latents placed within 1e-9 .. 1e-5 of a
+    period boundary (which the exact fallback must decide)."""
+    import math
+
+    from scipy import special
+
+    from simengine._kernels.distributions import upper_tail_normal
+
+    rng = np.random.default_rng(7)
+    T, checked, near = 40, 0, 0
+    for _ in range(300):
+        clock = np.cumsum(rng.uniform(0.05, 0.5, (1, T)), axis=1)
+        start, scale = np.empty((1, T), np.int64), np.empty(1)
+        fill_clock_start(clock, 0, start, scale)
+        k_obs = int(rng.choice([T, T, int(rng.integers(0, T))]))
+        mult = float(rng.choice([0.5, 1.0, 2.0]))
+        base = clock[0, k_obs - 1] if 0 < k_obs < T else 0.0
+        H = np.where(np.arange(T) >= k_obs, base + mult * (clock[0] - base), clock[0])
+        hazard = float(rng.uniform(0.005, 0.3))
+        latents = list(rng.normal(-1.0, 1.5, 40))
+        for t in rng.integers(0, T, 10):  # exposures just either side of H(t) * hazard
+            for rel in (-1e-5, -1e-7, -1e-9, 1e-9, 1e-7, 1e-5):
+                latents.append(float(special.ndtri(-math.expm1(-H[t] * hazard * (1.0 + rel)))))
+                near += 1
+        for latent in latents:
+            need = -math.log1p(-upper_tail_normal(-latent)) / hazard
+            want = first_period_reaching(clock, 0, k_obs, base, mult, need)
+            assert gaussian_default_period(latent, hazard, clock, start, scale, 0, k_obs, base, mult) == want
+            checked += 1
+    assert near >= 10_000 and checked >= 20_000
 
 
 @SETTINGS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .._jit import jit
+from .distributions import EXPOSURE, EXPOSURE_INV_STEP, EXPOSURE_L0, EXPOSURE_LAST, EXPOSURE_TOL, upper_tail_normal
 
 
 @jit
@@ -34,6 +35,16 @@ def screen_index(cum_hazard, h0, log_ratio, n_grid):
     return m if m < n_grid else -1
 
 
+@jit(inline="always")  # inlined (numba IR): called by the period searches
+def cum_hazard(clock, j, t, k_obs, base, mult):
+    """H(t): ``clock[j, t]`` before the obsolescence period ``k_obs``, ``base + mult * (clock[j, t] -
+    base)`` from it on; non-decreasing in t for ``mult`` >= 0."""
+    h = clock[j, t]
+    if t >= k_obs:
+        h = base + mult * (h - base)
+    return h
+
+
 @jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
 def first_period_reaching(clock, j, k_obs, base, mult, need):
     """First period t whose cumulative hazard H(t) reaches ``need``; ``periods`` if none does.
@@ -46,26 +57,89 @@ def first_period_reaching(clock, j, k_obs, base, mult, need):
     clock : ndarray(float64), shape (industries, periods)   years of base hazard
     """
     T = clock.shape[1]
-    h = clock[j, T - 1]
-    if T - 1 >= k_obs:
-        h = base + mult * (h - base)
+    h = cum_hazard(clock, j, T - 1, k_obs, base, mult)
     if not need <= h:  # beyond the legal final (or no hazard)
         return T
     g = int(need / h * T) if h > 0.0 else 0
     if g > T - 1:
         g = T - 1
     while g > 0:
-        h = clock[j, g - 1]
-        if g - 1 >= k_obs:
-            h = base + mult * (h - base)
-        if h < need:
+        if cum_hazard(clock, j, g - 1, k_obs, base, mult) < need:
             break
         g -= 1
     while g < T - 1:
-        h = clock[j, g]
-        if g >= k_obs:
-            h = base + mult * (h - base)
-        if h >= need:
+        if cum_hazard(clock, j, g, k_obs, base, mult) >= need:
             break
         g += 1
     return g
+
+
+@jit(inline="always")  # inlined (numba IR): once per industry and path
+def fill_clock_start(clock, j, start, scale):
+    """Bucket ``j``'s clock for :func:`default_period`: with s = periods / clock[j, -1] (0 without
+    hazard), ``scale[j]`` = s and ``start[j, b]`` = the first period t with clock[j, t] * s >= b
+    (at most periods - 1), b = 0 .. periods - 1. Any need with int(need * s) = b is first reached
+    at or after start[j, b] (rounding is monotone), and clocks are close to linear, so a search
+    from there takes ~1 step.
+
+    start : ndarray(int64), shape (industries, periods)   out
+    scale : ndarray(float64), shape (industries,)         out
+    """
+    T = clock.shape[1]
+    h = clock[j, T - 1]
+    s = T / h if h > 0.0 else 0.0
+    scale[j] = s
+    t = 0
+    for b in range(T):
+        while t < T - 1 and clock[j, t] * s < b:
+            t += 1
+        start[j, b] = t
+
+
+@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
+def default_period(clock, start, scale, j, k_obs, base, mult, need):
+    """:func:`first_period_reaching` (the same period), from the bucket table of
+    :func:`fill_clock_start` where the licensee's technology is not obsolete (``k_obs`` >=
+    periods, H = the clock), else by the general search."""
+    T = clock.shape[1]
+    if k_obs < T:
+        return first_period_reaching(clock, j, k_obs, base, mult, need)
+    if not need <= clock[j, T - 1]:  # beyond the legal final (or no hazard)
+        return T
+    b = int(need * scale[j])
+    g = start[j, b if b < T else T - 1]
+    while clock[j, g] < need:  # stops at T - 1 at the latest: clock[j, T - 1] >= need
+        g += 1
+    return g
+
+
+@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
+def gaussian_default_period(latent, hazard, clock, start, scale, j, k_obs, base, mult):
+    """The default period of a licensee with Gaussian latent ``latent`` and base hazard ``hazard``
+    (per year): :func:`default_period` of the exposure -log(1 - Phi(latent)) over ``hazard``, the
+    same period as computing that exposure with ``erfc`` and ``log1p``, mostly without them.
+
+    The exposure is interpolated from ``distributions.EXPOSURE`` to within ``EXPOSURE_TOL``; the
+    period p found for the upper end of that interval is the exact one when the period before it
+    lies below the lower end (H monotone: every exposure in the interval then gives p), or when
+    even the lower end lies beyond the legal final. Otherwise (a need within ~1e-5 of a period's
+    cumulative hazard, or a latent outside the table) the exact exposure decides.
+    """
+    if not hazard > 0.0:
+        return clock.shape[1]
+    inv = 1.0 / hazard  # off the latent's dependency chain; its rounding (1e-16) is far inside the tolerance
+    pos = (latent - EXPOSURE_L0) * EXPOSURE_INV_STEP
+    if 0.0 <= pos < EXPOSURE_LAST:
+        k = int(pos)
+        e0 = EXPOSURE[k]
+        e = e0 + (EXPOSURE[k + 1] - e0) * (pos - k)
+        p = default_period(clock, start, scale, j, k_obs, base, mult, (e + EXPOSURE_TOL) * inv)
+        lo = (e - EXPOSURE_TOL) * inv
+        T = clock.shape[1]
+        if p == T:
+            if lo > cum_hazard(clock, j, T - 1, k_obs, base, mult):
+                return T
+        elif p == 0 or cum_hazard(clock, j, p - 1, k_obs, base, mult) < lo:
+            return p
+    u = upper_tail_normal(-latent)  # low latent = early default
+    return default_period(clock, start, scale, j, k_obs, base, mult, -math.log1p(-u) / hazard)

@@ -30,7 +30,7 @@ from ..rng import (
     uniform_at,
 )
 from .distributions import beta_quantile, t_tail_norms, upper_tail_normal, upper_tail_t_normed
-from .hazard import first_period_exceeding, first_period_reaching, screen_index
+from .hazard import default_period, fill_clock_start, first_period_exceeding, gaussian_default_period, screen_index
 
 
 @jit  # a call (not inlined): it runs only for deals with an OC trigger
@@ -124,6 +124,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
         demand_x : ndarray(float64), shape (industries, periods)   demand index exp(log-demand),
             filled only for industries with running royalties
         clock : ndarray(float64), shape (industries, periods)      cumulative hazard clock (years)
+        clock_start : ndarray(int64), shape (industries, periods)  and clock_scale : ndarray(float64),
+            shape (industries,): the clock's bucket table (see :func:`.hazard.fill_clock_start`)
         screen : ndarray(int64), shape (industries, technologies)   survivor-screen grid index
         obs_period : ndarray(int64), shape (technologies,)     obsolescence period or ``periods``
         licensee_period : ndarray(int64), shape (licensees,)   default period or ``periods``
@@ -144,8 +146,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
     cumulative default fraction by count is left in ``count_diff[:periods]``, the OC collateral value
     in ``oc_value``.
     """
-    (g_global, factors, demand_x, clock, screen, obs_period, licensee_period, group_diff, cdr_diff,
-     count_diff, oc_sched, oc_lost, oc_value) = scratch
+    (g_global, factors, demand_x, clock, clock_start, clock_scale, screen, obs_period, licensee_period, group_diff,
+     cdr_diff, count_diff, oc_sched, oc_lost, oc_value) = scratch
     T = pp.periods
     dt = pp.dt_years
     flip = antithetic and (path & 1) == 1
@@ -240,6 +242,8 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
     # then on; monotone, so the end value bounds every period's)
     n_grid = pp.survival_threshold.shape[1]
     for j in range(n_ind):
+        if pp.default_on:
+            fill_clock_start(clock, j, clock_start, clock_scale)
         h = clock[j, T - 1]
         m = screen_index(h, pp.threshold_h0, pp.threshold_log_ratio, n_grid)
         for k in range(n_tech):
@@ -264,15 +268,18 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
             if m >= 0 and latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
                 licensee_period[i] = T
                 continue
-            # exposure = -log(1 - U) with U the copula uniform; low latent = early default
-            u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba) if pp.copula_t else upper_tail_normal(-latent)
-            exposure = -math.log1p(-u)
-            need = exposure / pp.licensee_hazard_annual[i] if pp.licensee_hazard_annual[i] > 0.0 else math.inf
+            hazard = pp.licensee_hazard_annual[i]
             j = pp.licensee_industry[i]
             k_obs = obs_period[pp.licensee_technology[i]]
             mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
             base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
-            period = first_period_reaching(clock, j, k_obs, base, mult, need)
+            if pp.copula_t:
+                # exposure = -log(1 - U) with U the copula uniform; low latent = early default
+                u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba)
+                need = -math.log1p(-u) / hazard if hazard > 0.0 else math.inf
+                period = default_period(clock, clock_start, clock_scale, j, k_obs, base, mult, need)
+            else:
+                period = gaussian_default_period(latent, hazard, clock, clock_start, clock_scale, j, k_obs, base, mult)
         licensee_period[i] = period
         if period < T:
             n_defaults += 1

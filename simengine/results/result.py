@@ -32,6 +32,7 @@ from ..stats import (
     upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
+    weighted_mean_se_rows,
     weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_columns,
@@ -492,9 +493,9 @@ class SimulationResult:
             if item in LEDGER_RATIOS:
                 continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
             qs = weighted_quantiles_columns(led[:, :, c], w, CASHFLOW_QUANTILES)  # every period in one sort
+            mean, se = weighted_mean_se_rows(led[:, :, c].T, w, self.sampling.antithetic)
             for p in range(self.plan.periods):
-                mean, se = weighted_mean_se(led[:, p, c], w, self.sampling.antithetic)
-                rows.append((p + 1, owner, item, mean, se, *qs[:, p], n))
+                rows.append((p + 1, owner, item, float(mean[p]), float(se[p]), *qs[:, p], n))
         return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
                                            "sample_paths"])
 
