@@ -68,7 +68,8 @@ def build() -> dict:
         T = pp.periods
         n_lic = pp.licence_royalty.shape[0]
         tup = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
-               scratch.clock_start[slot], scratch.clock_scale[slot], scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
+               scratch.clock_start[slot], scratch.clock_scale[slot],
+               scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
                scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
                scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
         obs_period = scratch.obs_period[slot]

@@ -185,8 +185,9 @@ class Scratch(NamedTuple):
     paths run one after another on one thread, so the kernels allocate nothing of their own.
 
     Pool path (:func:`simengine._kernels.pool.pool_path`), each with a leading ``slots`` axis:
-    g_global (periods,), factors (factors,), demand_x and clock (industries, periods), clock_start
-    (industries, periods) int64 and clock_scale (industries,), screen (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
+    g_global (periods,), factors (factors,), demand_x and clock (industries, periods),
+    clock_start (industries, periods) int64 and clock_scale (industries,), screen
+    (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
     (licensees,) int64, group_diff (groups, periods + 1) zero between paths, cdr_diff and
     count_diff (periods + 1,), oc_sched and oc_lost (OC bases, periods + 1) zero between paths,
     oc_value (periods,). Between the two: collections and cdr (periods,), provider_period

@@ -24,7 +24,8 @@ def weighted_mean_se(values: np.ndarray, weights: np.ndarray, pairs: bool = Fals
     return mean, se
 
 
-def weighted_mean_se_rows(values: np.ndarray, weights: np.ndarray, pairs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def weighted_mean_se_rows(values: np.ndarray, weights: np.ndarray,
+                          pairs: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """:func:`weighted_mean_se` of every row of ``values`` at once, the same bits (each row is
     reduced along its own contiguous axis, as the 1-d helper reduces its vector).
 

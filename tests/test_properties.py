@@ -262,8 +262,14 @@ def test_tabulated_exposure_is_within_its_derived_bound():
     tolerance keeps a factor 2 over it."""
     import math
 
-    from simengine._kernels.distributions import (EXPOSURE, EXPOSURE_INV_STEP, EXPOSURE_L0, EXPOSURE_LAST,
-                                                  EXPOSURE_TOL, upper_tail_normal)
+    from simengine._kernels.distributions import (
+        EXPOSURE,
+        EXPOSURE_INV_STEP,
+        EXPOSURE_L0,
+        EXPOSURE_LAST,
+        EXPOSURE_TOL,
+        upper_tail_normal,
+    )
 
     step = 1.0 / EXPOSURE_INV_STEP
     bound = step * step / 8.0

@@ -57,7 +57,8 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     n_trig = trig_out.shape[1]
     record = ledgers.shape[0] > 0
     pool_scratch = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
-                    scratch.clock_start[slot], scratch.clock_scale[slot], scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
+                    scratch.clock_start[slot], scratch.clock_scale[slot],
+                    scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
                     scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
                     scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
     count_diff = scratch.count_diff[slot]
