@@ -137,24 +137,45 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels, order: n
 
 
 def weighted_quantiles_columns(values: np.ndarray, weights: np.ndarray, levels) -> np.ndarray:
-    """:func:`weighted_quantiles` of every column of ``values`` at once (one sort call), the same bits.
+    """:func:`weighted_quantiles` of every column of ``values`` at once, the same bits.
 
     values : ndarray(float64), shape (n, m);  weights : ndarray(float64), shape (n,)
     Returns ndarray(float64), shape (len(levels), m).
     """
-    n, m = values.shape
-    columns = np.ascontiguousarray(values.T)  # (m, n): each column's sort and cumsum run along a row
+    return weighted_quantiles_rows(np.ascontiguousarray(values.T), weights, levels)
+
+
+def weighted_quantiles_rows(rows: np.ndarray, weights: np.ndarray, levels) -> np.ndarray:
+    """:func:`weighted_quantiles` of every row of ``rows`` at once, the same bits.
+
+    With equal weights (plain or antithetic sampling) every row's weighted CDF is the same, so each
+    quantile is one order statistic: a partition (O(n)) finds it instead of a sort; its value is
+    unique, so the bits are the sort's (rows holding -0.0, which sorts equal to 0.0 but has other
+    bits, are sorted as before).
+
+    rows : ndarray(float64), shape (m, n), C-contiguous;  weights : ndarray(float64), shape (n,)
+    Returns ndarray(float64), shape (len(levels), m).
+    """
+    m, n = rows.shape
     out = np.empty((len(levels), m))
-    bits = columns.view(np.int64)
+    bits = rows.view(np.int64)
     constant = (bits == bits[:, :1]).all(axis=1)  # the same bits throughout (a ledger item often is)
-    out[:, constant] = columns[constant, 0]  # every quantile of a constant is that constant, bit for bit
+    out[:, constant] = rows[constant, 0]  # every quantile of a constant is that constant, bit for bit
     varying = np.flatnonzero(~constant)
+    targets = np.asarray(levels, dtype=float) - 1e-12  # the same subtraction as the one-column helper
+    if varying.size and (weights.view(np.int64) == weights.view(np.int64)[0]).all():
+        cdf = np.cumsum(np.full(n, weights[0])) / weights.sum()  # = cumsum(weights[order]), any order
+        ks = np.minimum(np.searchsorted(cdf, targets), n - 1)
+        sub = rows[varying]
+        signed_zero = ((sub == 0.0) & np.signbit(sub)).any(axis=1)
+        picked = np.partition(sub[~signed_zero], ks, axis=1)[:, ks]
+        out[:, varying[~signed_zero]] = picked.T
+        varying = varying[signed_zero]
     if varying.size:
-        sub = columns[varying]
+        sub = rows[varying]
         order = np.argsort(sub, axis=1, kind="stable")
         cdf = np.cumsum(weights[order], axis=1) / weights.sum()  # an accumulation in path order, as in 1-d
         x = np.take_along_axis(sub, order, axis=1)
-        targets = np.asarray(levels, dtype=float) - 1e-12  # the same subtraction as the one-column helper
         for i, j in enumerate(varying):
             out[:, j] = x[i, np.minimum(np.searchsorted(cdf[i], targets), n - 1)]
     return out

@@ -82,6 +82,23 @@ def test_quantiles_of_every_column_at_once_equal_one_at_a_time():
     assert weighted_quantiles_columns(values, w, levels).tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("weight", [1.0, 0.37])
+def test_equal_weight_quantiles_by_partition_equal_the_sort(weight):
+    """Equal weights take the partition path: ties, constant columns, NaN and a column holding -0.0
+    (which must fall back to the sort) give the one-column helper's bits."""
+    rng = np.random.default_rng(3)
+    n = 1001
+    values = np.round(rng.normal(size=(n, 8)), 1)  # many ties
+    values[:, 1] = 2.5  # constant
+    values[::7, 2] = np.nan
+    values[:, 3] = np.where(np.random.default_rng(0).random(n) < 0.5, 0.0, -0.0)  # a partition picks other zeros
+    values[:, 4] = np.where(rng.random(n) < 0.9, 0.0, rng.random(n))
+    w = np.full(n, weight)
+    levels = (0.05, 0.5, 0.95)
+    want = np.array([weighted_quantiles(values[:, j], w, levels) for j in range(8)]).T
+    assert weighted_quantiles_columns(values, w, levels).tobytes() == want.tobytes()
+
+
 def test_attribution_sample_rule():
     assert attribution_sample(1_000, False) == 1_000  # a small run: every path
     assert attribution_sample(ATTRIBUTION_MIN_PATHS * 3, False) == ATTRIBUTION_MIN_PATHS

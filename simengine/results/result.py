@@ -35,7 +35,7 @@ from ..stats import (
     weighted_mean_se_rows,
     weighted_quantile_es,
     weighted_quantiles,
-    weighted_quantiles_columns,
+    weighted_quantiles_rows,
     wilson,
 )
 from .plots import loss_curves_figure
@@ -489,11 +489,13 @@ class SimulationResult:
     def _cashflows(self, led: np.ndarray, n: int) -> pd.DataFrame:
         w = self.weights[:n]
         rows = []
-        for owner, item, c in ledger_columns(self.plan.tranche_names):
-            if item in LEDGER_RATIOS:
-                continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
-            qs = weighted_quantiles_columns(led[:, :, c], w, CASHFLOW_QUANTILES)  # every period in one sort
-            mean, se = weighted_mean_se_rows(led[:, :, c].T, w, self.sampling.antithetic)
+        items = [(owner, item, c) for owner, item, c in ledger_columns(self.plan.tranche_names)
+                 if item not in LEDGER_RATIOS]  # ratios (infinite when nothing is due, NaN when not computed)
+        # (item, period, path): each item's periods as contiguous rows, one transposing copy
+        by_item = np.ascontiguousarray(led[:, :, [c for _, _, c in items]].transpose(2, 1, 0))
+        for (owner, item, _), per_period in zip(items, by_item):
+            qs = weighted_quantiles_rows(per_period, w, CASHFLOW_QUANTILES)  # every period at once
+            mean, se = weighted_mean_se_rows(per_period, w, self.sampling.antithetic)
             for p in range(self.plan.periods):
                 rows.append((p + 1, owner, item, float(mean[p]), float(se[p]), *qs[:, p], n))
         return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
