@@ -44,6 +44,12 @@ if DISABLED:
     def max_threads() -> int:
         return os.cpu_count() or 1
 
+    def cached(fragment: str) -> bool:
+        return True  # nothing to compile
+
+    def compile_for(kernel, args: tuple) -> None:
+        pass
+
 else:
     import numba
 
@@ -90,6 +96,15 @@ else:
 
     def max_threads() -> int:
         return numba.config.NUMBA_NUM_THREADS
+
+    def cached(fragment: str) -> bool:
+        """Whether numba's cache holds an index for a kernel whose cache name contains
+        ``fragment`` (``"chunk.simulate_block"``); no cache counts as cached (nothing to share)."""
+        return not CACHE or any(Path(numba.config.CACHE_DIR).glob(f"*/{fragment}-*.nbi"))
+
+    def compile_for(kernel, args: tuple) -> None:
+        """Compile ``kernel`` (into numba's cache) for the types of ``args``, without running it."""
+        kernel.compile(tuple(numba.typeof(a) for a in args))
 
 
 _THREADS = {"n": 1 if DISABLED else max_threads()}

@@ -25,7 +25,8 @@ from simengine.analysis.attribution import (
     attribution_sample,
 )
 from simengine.analysis.crn import CommonRandomNumbers
-from simengine.engine import ledgers, ledgers_threaded
+from simengine.engine import ledgers, ledgers_threaded, warm_up
+from simengine.plan import compile_plan
 from simengine.stats import (
     batch_se,
     exceedance,
@@ -208,3 +209,18 @@ def test_a_damaged_spool_part_is_computed_again_on_resume(tmp_path, caplog, dama
     assert (again.timings["chunks_computed"], again.timings["chunks_resumed"]) == (1, 3)
     assert again.summary.equals(want)  # exact values, NaN where NaN
     assert any("chunk 1's spooled part tranche_losses/part-000001.arrow" in r.getMessage() for r in caplog.records)
+
+
+def test_the_compile_helper_compiles_the_signature_the_path_kernel_calls():
+    """warm_up's helper process compiles waterfall_path for the types of
+    chunks.waterfall_compile_args; the path kernel must call it with those very types, or the
+    helper's work is never used (a cold compile would silently take 4 s longer)."""
+    import numba
+
+    from simengine._kernels import chunk as kernels
+    from simengine.engine.chunks import waterfall_compile_args
+
+    plan = compile_plan(se.load_scenario("scenarios/w1_workload.toml"))
+    warm_up(plan)
+    wanted = tuple(numba.typeof(a) for a in waterfall_compile_args(plan))
+    assert wanted in [tuple(sig) for sig in kernels.waterfall_path.signatures]

@@ -141,5 +141,12 @@ def gaussian_default_period(latent, hazard, clock, start, scale, j, k_obs, base,
                 return T
         elif p == 0 or cum_hazard(clock, j, p - 1, k_obs, base, mult) < lo:
             return p
-    u = upper_tail_normal(-latent)  # low latent = early default
-    return default_period(clock, start, scale, j, k_obs, base, mult, -math.log1p(-u) / hazard)
+    return exact_default_period(-math.log1p(-upper_tail_normal(-latent)) / hazard, clock, start, scale, j, k_obs,
+                                base, mult)
+
+
+@jit  # a call, not inlined: the rare exact branch of gaussian_default_period and the Student-t copula's search
+def exact_default_period(need, clock, start, scale, j, k_obs, base, mult):
+    """:func:`default_period` compiled once on its own (a second inlined copy would lengthen the
+    path kernel's compile for a branch taken about once in 10^4 defaults)."""
+    return default_period(clock, start, scale, j, k_obs, base, mult, need)

@@ -30,7 +30,13 @@ from ..rng import (
     uniform_at,
 )
 from .distributions import beta_quantile, t_tail_norms, upper_tail_normal, upper_tail_t_normed
-from .hazard import default_period, fill_clock_start, first_period_exceeding, gaussian_default_period, screen_index
+from .hazard import (
+    exact_default_period,
+    fill_clock_start,
+    first_period_exceeding,
+    gaussian_default_period,
+    screen_index,
+)
 
 
 @jit  # a call (not inlined): it runs only for deals with an OC trigger
@@ -277,7 +283,7 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
                 # exposure = -log(1 - U) with U the copula uniform; low latent = early default
                 u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba)
                 need = -math.log1p(-u) / hazard if hazard > 0.0 else math.inf
-                period = default_period(clock, clock_start, clock_scale, j, k_obs, base, mult, need)
+                period = exact_default_period(need, clock, clock_start, clock_scale, j, k_obs, base, mult)
             else:
                 period = gaussian_default_period(latent, hazard, clock, clock_start, clock_scale, j, k_obs, base, mult)
         licensee_period[i] = period
