@@ -25,8 +25,7 @@ from simengine.analysis.attribution import (
     attribution_sample,
 )
 from simengine.analysis.crn import CommonRandomNumbers
-from simengine.engine import ledgers, ledgers_threaded, warm_up
-from simengine.plan import compile_plan
+from simengine.engine import ledgers, ledgers_threaded
 from simengine.stats import (
     batch_se,
     exceedance,
@@ -211,16 +210,26 @@ def test_a_damaged_spool_part_is_computed_again_on_resume(tmp_path, caplog, dama
     assert any("chunk 1's spooled part tranche_losses/part-000001.arrow" in r.getMessage() for r in caplog.records)
 
 
-def test_the_compile_helper_compiles_the_signature_the_path_kernel_calls():
-    """warm_up's helper process compiles waterfall_path for the types of
-    chunks.waterfall_compile_args; the path kernel must call it with those very types, or the
-    helper's work is never used (a cold compile would silently take 4 s longer)."""
-    import numba
-
-    from simengine._kernels import chunk as kernels
-    from simengine.engine.chunks import waterfall_compile_args
-
-    plan = compile_plan(se.load_scenario("scenarios/w1_workload.toml"))
-    warm_up(plan)
-    wanted = tuple(numba.typeof(a) for a in waterfall_compile_args(plan))
-    assert wanted in [tuple(sig) for sig in kernels.waterfall_path.signatures]
+def test_a_cold_compile_loads_the_waterfall_kernel_its_helper_compiled(tmp_path):
+    """warm_up on an empty numba cache: its helper process compiles waterfall_path for the types of
+    chunks.waterfall_compile_args while this process compiles the pool kernel, and this process
+    then loads it from the cache (a cache hit for the very signature the path kernel calls). If
+    the types drifted apart, the helper's work would go unused and the cold compile would
+    silently take ~4 s longer. A fresh process and cache: about 12 s."""
+    script = tmp_path / "cold.py"
+    script.write_text(
+        "import numba, simengine as se\n"
+        "from simengine._kernels import chunk as kernels\n"
+        "from simengine.engine import warm_up\n"
+        "from simengine.engine.chunks import waterfall_compile_args\n"
+        "from simengine.plan import compile_plan\n"
+        "plan = compile_plan(se.load_scenario('scenarios/w1_workload.toml'))\n"
+        "warm_up(plan)\n"
+        "wanted = tuple(numba.typeof(a) for a in waterfall_compile_args(plan))\n"
+        "assert [tuple(s) for s in kernels.waterfall_path.signatures] == [wanted]\n"
+        "assert kernels.waterfall_path.stats.cache_hits[wanted] == 1, kernels.waterfall_path.stats\n"
+        "print('ok')\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]

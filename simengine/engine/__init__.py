@@ -5,9 +5,8 @@
 the run spec, fingerprinted spools).
 """
 
-from .chunks import chunk_tables, compile_seconds, ledgers, run_chunk, warm_up
+from .chunks import chunk_tables, compile_seconds, ledgers, ledgers_threaded, run_chunk, warm_up
 from .importance import pilot, sampling_for
-from .parallel import ledgers_threaded
 from .sampling import PLAIN, Sampling
 from .spool import (
     RunOptions,

@@ -102,8 +102,11 @@ def run_chunk(plan: Plan, seed: int, first_path: int, n: int, sampling: Sampling
     return out
 
 
-def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN) -> tuple[np.ndarray, np.ndarray]:
-    """Per-period ledgers (enhanced basis) of the given paths.
+def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN,
+            threads: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-period ledgers (enhanced basis) of the given paths, in blocks of :data:`BLOCK_PATHS`
+    on ``threads`` threads (None: :func:`simengine._jit.num_threads`), written in place; the bits
+    do not depend on the threads, since every path's numbers are its own.
 
     paths : ndarray(int64), shape (n,)
     Returns (ledgers, collections): shapes (n, periods, ledger width) and (n, periods); ledger
@@ -111,12 +114,29 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     """
     check_plan(plan)
     paths = np.ascontiguousarray(paths, np.int64)
-    led, col = allocate_ledgers(len(paths), plan.periods, len(plan.tranche_names))
-    out = _allocate(plan, len(paths))
-    kernels.simulate_block(plan.pool, plan.waterfall, np.int64(seed), paths, np.int64(0),
-                           float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
-                           provider_shifts(plan, sampling), *out, led, col, scratch_for(plan, 1), np.int64(0))
+    n = len(paths)
+    threads = num_threads() if threads is None else int(threads)
+    led, col = allocate_ledgers(n, plan.periods, len(plan.tranche_names))
+    out = _allocate(plan, n)
+    scratch = scratch_for(plan, max(1, min(threads, -(-n // BLOCK_PATHS))))
+    measure = (float(sampling.global_shift), float(sampling.chi2_scale), bool(sampling.antithetic),
+               provider_shifts(plan, sampling))
+
+    def block(lo: int, hi: int, slot: int) -> None:
+        kernels.simulate_block(plan.pool, plan.waterfall, np.int64(seed), paths[lo:hi], np.int64(lo), *measure,
+                               *out, led[lo:hi], col[lo:hi], scratch, np.int64(slot))
+
+    run_blocks(n, BLOCK_PATHS, block, threads)
     return led, col
+
+
+def ledgers_threaded(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN,
+                     threads: int | None = None) -> np.ndarray:
+    """The ledgers of :func:`ledgers` on every kernel thread (default), without the collections.
+
+    Returns ndarray(float64), shape (n, periods, ledger width).
+    """
+    return ledgers(plan, seed, paths, sampling, threads)[0]
 
 
 def warm_up(plan: Plan) -> float:

@@ -491,9 +491,9 @@ class SimulationResult:
         rows = []
         items = [(owner, item, c) for owner, item, c in ledger_columns(self.plan.tranche_names)
                  if item not in LEDGER_RATIOS]  # ratios (infinite when nothing is due, NaN when not computed)
-        # (item, period, path): each item's periods as contiguous rows, one transposing copy
-        by_item = np.ascontiguousarray(led[:, :, [c for _, _, c in items]].transpose(2, 1, 0))
-        for (owner, item, _), per_period in zip(items, by_item):
+        per_period = np.empty((led.shape[1], n))  # one item's periods as contiguous rows, reused
+        for owner, item, c in items:
+            np.copyto(per_period, led[:, :, c].T)
             qs = weighted_quantiles_rows(per_period, w, CASHFLOW_QUANTILES)  # every period at once
             mean, se = weighted_mean_se_rows(per_period, w, self.sampling.antithetic)
             for p in range(self.plan.periods):
