@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simengine as se
 from simengine import _layout as k
-from simengine._kernels.hazard import default_period, fill_clock_start, first_period_reaching, gaussian_default_period
+from simengine._kernels.hazard import (
+    default_period,
+    fill_clock_start,
+    first_period_reaching,
+    gaussian_default_period,
+    t_default_period,
+)
 from simengine._layout import ledger_columns
 from simengine.engine import ledgers, run_chunk
 from simengine.plan import compile_plan
@@ -320,6 +327,45 @@ def test_gaussian_default_period_equals_the_exact_exposure_search():
             assert gaussian_default_period(latent, hazard, clock, start, scale, 0, k_obs, base, mult) == want
             checked += 1
     assert near >= 10_000 and checked >= 20_000
+
+
+@pytest.mark.parametrize("dof", [3.0, 5.5, 30.0])
+def test_student_t_default_period_equals_the_exact_exposure_search(dof):
+    """hazard.t_default_period with the plan's table (plan.pool.t_exposure_table) gives the period
+    of the exact exposure -log1p(-F_t(L)) / hazard, for integer and non-integer dof, random
+    latents (some beyond the table) and latents within 1e-9 .. 1e-5 of a period boundary."""
+    import math
+    from collections import namedtuple
+
+    from scipy import stats
+
+    from simengine._kernels.distributions import t_tail_norms, upper_tail_t_normed
+    from simengine.plan.pool import t_exposure_table
+
+    table = t_exposure_table(True, dof)
+    pp = namedtuple("TPlan", [*table, "dof"])(**table, dof=dof)
+    ab, ba = t_tail_norms(dof)
+    rng = np.random.default_rng(int(dof * 10))
+    T, near = 40, 0
+    for _ in range(100):
+        clock = np.cumsum(rng.uniform(0.05, 0.5, (1, T)), axis=1)
+        start, scale = np.empty((1, T), np.int64), np.empty(1)
+        fill_clock_start(clock, 0, start, scale)
+        k_obs = int(rng.choice([T, T, int(rng.integers(0, T))]))
+        mult = float(rng.choice([0.5, 1.0, 2.0]))
+        base = clock[0, k_obs - 1] if 0 < k_obs < T else 0.0
+        H = np.where(np.arange(T) >= k_obs, base + mult * (clock[0] - base), clock[0])
+        hazard = float(rng.uniform(0.005, 0.3))
+        latents = list(stats.t.rvs(dof, loc=-1.0, scale=1.5, size=40, random_state=rng)) + [-20.0, 9.0]
+        for t in rng.integers(0, T, 10):
+            for rel in (-1e-5, -1e-7, -1e-9, 1e-9, 1e-7, 1e-5):
+                latents.append(float(stats.t.ppf(-math.expm1(-H[t] * hazard * (1.0 + rel)), dof)))
+                near += 1
+        for latent in latents:
+            need = -math.log1p(-upper_tail_t_normed(-latent, dof, ab, ba)) / hazard
+            want = first_period_reaching(clock, 0, k_obs, base, mult, need)
+            assert t_default_period(latent, hazard, pp, ab, ba, clock, start, scale, 0, k_obs, base, mult) == want
+    assert near >= 6_000
 
 
 @SETTINGS

@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 
 from .._jit import jit
-from .distributions import EXPOSURE, EXPOSURE_INV_STEP, EXPOSURE_L0, EXPOSURE_LAST, EXPOSURE_TOL, upper_tail_normal
+from .distributions import (
+    EXPOSURE,
+    EXPOSURE_INV_STEP,
+    EXPOSURE_L0,
+    EXPOSURE_LAST,
+    EXPOSURE_TOL,
+    upper_tail_normal,
+    upper_tail_t_normed,
+)
 
 
 @jit
@@ -114,35 +122,64 @@ def default_period(clock, start, scale, j, k_obs, base, mult, need):
 
 
 @jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
-def gaussian_default_period(latent, hazard, clock, start, scale, j, k_obs, base, mult):
-    """The default period of a licensee with Gaussian latent ``latent`` and base hazard ``hazard``
-    (per year): :func:`default_period` of the exposure -log(1 - Phi(latent)) over ``hazard``, the
-    same period as computing that exposure with ``erfc`` and ``log1p``, mostly without them.
+def tabulated_default_period(latent, inv_hazard, table, l0, inv_step, last, tol, clock, start, scale, j, k_obs, base,
+                             mult):
+    """A defaulting licensee's period from its exposure interpolated linearly in ``table`` (the
+    exposure -log(1 - F(L)) at latents L = l0 + k / inv_step, k = 0 .. last, F the copula's
+    marginal CDF), which errs by at most ``tol``: the period of the exact exposure over the hazard
+    (1 / ``inv_hazard``), or -1 where the table cannot tell (then the caller computes it exactly).
 
-    The exposure is interpolated from ``distributions.EXPOSURE`` to within ``EXPOSURE_TOL``; the
-    period p found for the upper end of that interval is the exact one when the period before it
-    lies below the lower end (H monotone: every exposure in the interval then gives p), or when
-    even the lower end lies beyond the legal final. Otherwise (a need within ~1e-5 of a period's
-    cumulative hazard, or a latent outside the table) the exact exposure decides.
+    The period p found for the upper end of the interval is the exact one when the period before
+    it lies below the lower end (H monotone: every exposure in the interval then gives p), or when
+    even the lower end lies beyond the legal final; otherwise (a need within ~tol of a period's
+    cumulative hazard, about one default in 10^4, or a latent outside the table) -1. The product
+    with ``inv_hazard`` instead of a division moves the ends by ~1e-16 relative, far inside ``tol``.
     """
-    if not hazard > 0.0:
-        return clock.shape[1]
-    inv = 1.0 / hazard  # off the latent's dependency chain; its rounding (1e-16) is far inside the tolerance
-    pos = (latent - EXPOSURE_L0) * EXPOSURE_INV_STEP
-    if 0.0 <= pos < EXPOSURE_LAST:
+    pos = (latent - l0) * inv_step
+    if 0.0 <= pos < last:
         k = int(pos)
-        e0 = EXPOSURE[k]
-        e = e0 + (EXPOSURE[k + 1] - e0) * (pos - k)
-        p = default_period(clock, start, scale, j, k_obs, base, mult, (e + EXPOSURE_TOL) * inv)
-        lo = (e - EXPOSURE_TOL) * inv
+        e0 = table[k]
+        e = e0 + (table[k + 1] - e0) * (pos - k)
+        p = default_period(clock, start, scale, j, k_obs, base, mult, (e + tol) * inv_hazard)
+        lo = (e - tol) * inv_hazard
         T = clock.shape[1]
         if p == T:
             if lo > cum_hazard(clock, j, T - 1, k_obs, base, mult):
                 return T
         elif p == 0 or cum_hazard(clock, j, p - 1, k_obs, base, mult) < lo:
             return p
+    return -1
+
+
+@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
+def gaussian_default_period(latent, hazard, clock, start, scale, j, k_obs, base, mult):
+    """The default period of a licensee with Gaussian latent ``latent`` and base hazard ``hazard``
+    (per year): :func:`default_period` of the exposure -log(1 - Phi(latent)) over ``hazard``, the
+    same period as computing that exposure with ``erfc`` and ``log1p``, mostly without them
+    (:func:`tabulated_default_period` over ``distributions.EXPOSURE``)."""
+    if not hazard > 0.0:
+        return clock.shape[1]
+    p = tabulated_default_period(latent, 1.0 / hazard, EXPOSURE, EXPOSURE_L0, EXPOSURE_INV_STEP, EXPOSURE_LAST,
+                                 EXPOSURE_TOL, clock, start, scale, j, k_obs, base, mult)
+    if p >= 0:
+        return p
     return exact_default_period(-math.log1p(-upper_tail_normal(-latent)) / hazard, clock, start, scale, j, k_obs,
                                 base, mult)
+
+
+@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
+def t_default_period(latent, hazard, pp, t_ab, t_ba, clock, start, scale, j, k_obs, base, mult):
+    """:func:`gaussian_default_period` for the Student-t copula (``pp.dof`` degrees of freedom):
+    the plan's table (``pp.t_exposure``, see ``plan.pool.t_exposure_table``), else the exact
+    exposure -log1p(-F_t(latent)) from ``distributions.upper_tail_t_normed``."""
+    if not hazard > 0.0:
+        return clock.shape[1]
+    p = tabulated_default_period(latent, 1.0 / hazard, pp.t_exposure, pp.t_exposure_l0, pp.t_exposure_inv_step,
+                                 pp.t_exposure_last, pp.t_exposure_tol, clock, start, scale, j, k_obs, base, mult)
+    if p >= 0:
+        return p
+    u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba)
+    return exact_default_period(-math.log1p(-u) / hazard, clock, start, scale, j, k_obs, base, mult)
 
 
 @jit  # a call, not inlined: the rare exact branch of gaussian_default_period and the Student-t copula's search

@@ -31,11 +31,11 @@ from ..rng import (
 )
 from .distributions import beta_quantile, t_tail_norms, upper_tail_normal, upper_tail_t_normed
 from .hazard import (
-    exact_default_period,
     fill_clock_start,
     first_period_exceeding,
     gaussian_default_period,
     screen_index,
+    t_default_period,
 )
 
 
@@ -279,11 +279,9 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
             k_obs = obs_period[pp.licensee_technology[i]]
             mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
             base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
-            if pp.copula_t:
-                # exposure = -log(1 - U) with U the copula uniform; low latent = early default
-                u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba)
-                need = -math.log1p(-u) / hazard if hazard > 0.0 else math.inf
-                period = exact_default_period(need, clock, clock_start, clock_scale, j, k_obs, base, mult)
+            if pp.copula_t:  # exposure = -log(1 - U), U the copula uniform: low latent = early default
+                period = t_default_period(latent, hazard, pp, t_ab, t_ba, clock, clock_start, clock_scale, j, k_obs,
+                                          base, mult)
             else:
                 period = gaussian_default_period(latent, hazard, clock, clock_start, clock_scale, j, k_obs, base, mult)
         licensee_period[i] = period

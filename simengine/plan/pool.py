@@ -13,6 +13,8 @@ from .providers import migration_arrays
 
 PoolPlan = namedtuple("PoolPlan", [
     "periods", "dt_years", "copula_t", "dof", "default_on", "obsolescence_on", "demand_on", "legal_on",
+    # Student-t copula: a defaulting licensee's exposure tabulated over its latent (t_exposure_table)
+    "t_exposure", "t_exposure_l0", "t_exposure_inv_step", "t_exposure_last", "t_exposure_tol",
     # factors: F = factor_root @ g, g[0] = the global factor
     "factor_root", "factor_identity",
     # licensees, shape (licensees,)
@@ -95,6 +97,8 @@ def check_pool_plan(pool: PoolPlan) -> None:
     classes = np.asarray(pool.licensee_hazard_class)
     if classes.size and (classes.min() < 0 or classes.max() >= pool.survival_threshold.shape[0]):
         raise ValueError("plan.pool.licensee_hazard_class indexes past plan.pool.survival_threshold")
+    if pool.copula_t and len(pool.t_exposure) != pool.t_exposure_last + 1:
+        raise ValueError("plan.pool.t_exposure has the wrong length for its grid (see t_exposure_table)")
     if len(pool.provider_migrates) > counts["providers"]:
         raise ValueError("plan.pool.provider_migrates has more rows than the provider table")
 
@@ -126,6 +130,32 @@ def survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: b
         thresholds = ppf(q)  # -inf where λ = 0 (never defaults), +inf where q rounds to 1 (never skip)
     return {"licensee_hazard_class": index.astype(np.int64), "survival_threshold": thresholds,
             "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
+
+
+T_EXPOSURE_L0, T_EXPOSURE_INV_STEP, T_EXPOSURE_LAST = -16.0, 128.0, 24 * 128  # latents -16 .. 8, step 2^-7
+
+
+def t_exposure_table(copula_t: bool, dof: float) -> dict:
+    """The Student-t copula's exposure g(L) = -log(1 - F_t(L)) at latents L on a grid (step
+    2^-7 over [-16, 8]) for :func:`simengine._kernels.hazard.tabulated_default_period`, with the
+    tolerance its linear interpolation keeps: 4 x the largest error at the midpoints of the grid
+    (where a linear interpolant of a function with slowly varying g'' errs most; 2^-7 is small
+    beside the scale on which g'' varies), plus 1e-9 for the difference between SciPy's t tail and
+    the kernel's own (2e-12 relative, see test_properties) and the kernel's log1p cancellation.
+    Empty with a Gaussian copula (its table is a constant of the kernels)."""
+    if not copula_t:
+        return {"t_exposure": np.zeros(0), "t_exposure_l0": 0.0, "t_exposure_inv_step": 0.0, "t_exposure_last": 0,
+                "t_exposure_tol": 0.0}
+    from scipy import special
+
+    def exposure(x):
+        return -np.log(special.stdtr(dof, -x))  # = -log1p(-F_t(x)), without the cancellation
+
+    grid = T_EXPOSURE_L0 + np.arange(T_EXPOSURE_LAST + 1) / T_EXPOSURE_INV_STEP
+    table = exposure(grid)
+    midpoint_error = np.abs(0.5 * (table[:-1] + table[1:]) - exposure(grid[:-1] + 0.5 / T_EXPOSURE_INV_STEP)).max()
+    return {"t_exposure": table, "t_exposure_l0": T_EXPOSURE_L0, "t_exposure_inv_step": T_EXPOSURE_INV_STEP,
+            "t_exposure_last": T_EXPOSURE_LAST, "t_exposure_tol": float(4.0 * midpoint_error + 1e-9)}
 
 
 def pick(override, default):
@@ -273,6 +303,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
     pool = PoolPlan(
         periods=T, dt_years=dt, copula_t=dflt.copula == "student_t", dof=float(dflt.dof),
         **survival_screen(ls_hazard, T * dt, dflt.copula == "student_t", float(dflt.dof)),
+        **t_exposure_table(dflt.copula == "student_t", float(dflt.dof)),
         default_on=dflt.enabled, obsolescence_on=ob.enabled, demand_on=de.enabled, legal_on=legal.enabled,
         factor_root=np.ascontiguousarray(root), factor_identity=identity,
         licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
