@@ -178,6 +178,10 @@ def markdown(r: dict) -> str:
                      f"{v['pool_only_us_per_path']:.1f} | "
                      f"{v['saving_us_per_path']:+.1f} ({v['saving_fraction']:.0%}) |")
         L += ["", f"Waterfall (both bases) ≈ {p['waterfall_us_per_path']:.1f} µs/path (full minus pool only)."]
+        if p.get("copulas"):
+            L += ["", "| W1 copula (1 thread) | µs/path | over Gaussian |", "|---|---|---|"]
+            for c in p["copulas"]:
+                L.append(f"| {c['copula']} | {c['us_per_path']:.1f} | {c['over_gaussian']:.2f}× |")
         if p.get("W3"):
             w = p["W3"]
             L += ["", f"W3 on 1 thread ({w['paths']:,} paths): {w['us_per_path']:.2f} µs/path, of which pool_path "

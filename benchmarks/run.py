@@ -460,6 +460,29 @@ def _profile_primitives(b: Bench) -> dict:
     return out
 
 
+COPULAS = (("Gaussian", {}), ("Student-t, 5 dof", {"risk.default.copula": "student_t", "risk.default.dof": 5.0}),
+           ("Student-t, 5.5 dof", {"risk.default.copula": "student_t", "risk.default.dof": 5.5}))
+
+
+def _profile_copulas(b: Bench, n: int, reps: int) -> list[dict]:
+    """W1 kernel under each copula on one thread, timed round-robin, minimum kept (issue 17:
+    Student-t at most 1.5x Gaussian; the closed-form tail serves integer dof only)."""
+    from simengine.plan import compile_plan
+
+    sc1, _ = b.scenario(W1)
+    chunk = sc1.model.simulation.chunk_paths
+    built = [(label, compile_plan(sc1.with_overrides(over))) for label, over in COPULAS]
+    for _, p in built:
+        time_kernel(p, 64, 1, chunk)
+    runs = {label: [] for label, _ in built}
+    for _ in range(reps):
+        for label, p in built:
+            runs[label].append(time_kernel(p, n, 1, chunk)["median_s"])
+    gauss = min(runs[COPULAS[0][0]])
+    return [{"copula": label, "us_per_path": min(runs[label]) / n * 1e6, "over_gaussian": min(runs[label]) / gauss,
+             "kernel": timing(runs[label])} for label, _ in built]
+
+
 @section("profile")
 def profile_section(b: Bench, sec: dict) -> None:
     """Where the W1 kernel time goes, on one thread: ablations, W3, primitives, counts per path."""
@@ -469,6 +492,7 @@ def profile_section(b: Bench, sec: dict) -> None:
     set_threads(1)
     prof["variants"] = _profile_variants(b, prof["paths"], reps)
     prof["waterfall_us_per_path"] = prof["variants"][0]["us_per_path"] - prof["variants"][0]["pool_only_us_per_path"]
+    prof["copulas"] = _profile_copulas(b, prof["paths"], reps)
     prof["W3"] = _profile_w3(b, reps)
     prof["primitives_ns"] = _profile_primitives(b)
     set_threads(b.threads_all)
