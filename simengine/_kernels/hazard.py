@@ -116,6 +116,10 @@ def default_period(clock, start, scale, j, k_obs, base, mult, need):
         return T
     b = int(need * scale[j])
     g = start[j, b if b < T else T - 1]
+    # a bucket spans about one period: two steps without branches (a step past the answer is
+    # impossible: once there, the comparison is false), then a loop rarely entered
+    g += clock[j, g] < need
+    g += clock[j, g] < need
     while clock[j, g] < need:  # stops at T - 1 at the latest: clock[j, T - 1] >= need
         g += 1
     return g
