@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from .._jit import cached, compile_for, max_threads, num_threads, run_blocks
+from .._jit import cached, compile_for, num_threads, run_blocks
 from .._kernels import chunk as kernels
 from .._layout import (
     BASIS_ENHANCED,
@@ -168,19 +168,29 @@ def warm_up(plan: Plan) -> float:
 
 
 def _start_waterfall_compile(plan: Plan) -> subprocess.Popen | None:
-    """On a cold cache with a second CPU: a helper process that compiles the waterfall kernel
-    into numba's cache while this one compiles the pool kernel (numba compiles one function at a
-    time per process); this process then loads it from the cache instead of compiling it
-    (about 4 s of the 14 s on W1). None when the cache is warm or off, or with one CPU."""
-    if cached("chunk.simulate_block") or max_threads() < 2:
+    """On a cold cache with a second kernel thread: a helper process that compiles the waterfall
+    kernel into numba's cache while this one compiles the pool kernel (numba compiles one
+    function at a time per process); this process then loads it from the cache instead of
+    compiling it (about 3 s of the 14 s on W1). None when the cache is warm or off, or on one
+    thread (a Dask worker set to one thread, say: its neighbours use the other CPUs)."""
+    if cached("chunk.simulate_block") or num_threads() < 2:
         return None
     try:
-        code = "from simengine.engine.chunks import compile_waterfall_helper; compile_waterfall_helper()"
+        payload = pickle.dumps(plan)
+    except (pickle.PicklingError, TypeError, AttributeError):  # a plan edited by hand: compile here
+        return None
+    code = "from simengine.engine.chunks import compile_waterfall_helper; compile_waterfall_helper()"
+    try:
         helper = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
-        helper.stdin.write(pickle.dumps(plan))
-        helper.stdin.close()
     except OSError:  # no helper: this process compiles everything, as it would anyway
+        return None
+    try:
+        helper.stdin.write(payload)
+        helper.stdin.close()
+    except OSError:  # it died at once: the same
+        helper.kill()
+        helper.wait()
         return None
     return helper
 
