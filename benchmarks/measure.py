@@ -20,7 +20,11 @@ from harness import SEED, max_threads, peak_rss_mb, reset_peak_rss, timing
 
 # ------------------------------------------------------------------------------------ engine
 def time_kernel(plan, paths: int, reps: int, chunk: int, seed: int = SEED) -> dict:
-    """Wall time of ``run_chunk`` over chunks of ``chunk`` paths (kernel + output allocation only).
+    """Wall time of ``run_chunk`` over chunks of ``chunk`` paths (kernel + output allocation only),
+    after one untimed repetition: in a fresh process the first chunks' output arrays are new
+    memory, whose page faults on this VM cost up to 0.2 s per W1 repetition on top of a 1.4 s
+    kernel (the W1 section used to time that, the scaling section later in the same process did
+    not: 1.62 s against 1.41 s in ``2026-11-27-vm-session6.md``).
 
     Parameters
     ----------
@@ -37,6 +41,8 @@ def time_kernel(plan, paths: int, reps: int, chunk: int, seed: int = SEED) -> di
     from simengine.engine import run_chunk, warm_up
 
     warm_up(plan)
+    for first in range(0, paths, chunk):  # untimed: see above
+        run_chunk(plan, seed, first, min(chunk, paths - first))
     runs = []
     for _ in range(reps):
         t0 = time.perf_counter()
