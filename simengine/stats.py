@@ -9,36 +9,22 @@ import numpy as np
 Z95 = 1.959963984540054  # two-sided 95%
 
 
-def weighted_mean_se(values: np.ndarray, weights: np.ndarray, pairs: bool = False) -> tuple[float, float]:
+def weighted_mean_se(values: np.ndarray, weights: np.ndarray, pairs: bool = False):
     """Mean of w·x over n paths (an unbiased estimator of E[x]) and its standard error.
 
-    values, weights : ndarray(float64), shape (n,)
+    values : ndarray(float64), shape (n,), or (m, n) for m means at once (each row reduced along
+        its own contiguous axis: the bits of the one-row call)
+    weights : ndarray(float64), shape (n,)
     pairs : paths 2m and 2m+1 are antithetic (dependent): the error is that of the n/2 pair means.
-    """
-    wx = weights * values
-    mean = float(wx.mean())
-    if pairs and wx.shape[0] % 2 == 0:
-        wx = 0.5 * (wx[0::2] + wx[1::2])
-    m = wx.shape[0]
-    se = float(wx.std(ddof=1) / math.sqrt(m)) if m > 1 else math.nan
-    return mean, se
-
-
-def weighted_mean_se_rows(values: np.ndarray, weights: np.ndarray,
-                          pairs: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`weighted_mean_se` of every row of ``values`` at once, the same bits (each row is
-    reduced along its own contiguous axis, as the 1-d helper reduces its vector).
-
-    values : ndarray(float64), shape (m, n);  weights : ndarray(float64), shape (n,)
-    Returns (mean, se), ndarray(float64) of shape (m,) each.
+    Returns (mean, se): floats, or ndarray(float64) of shape (m,) each.
     """
     wx = np.ascontiguousarray(values * weights)
-    mean = wx.mean(axis=1)
-    if pairs and wx.shape[1] % 2 == 0:
-        wx = 0.5 * (wx[:, 0::2] + wx[:, 1::2])
-    m = wx.shape[1]
-    se = wx.std(axis=1, ddof=1) / math.sqrt(m) if m > 1 else np.full(wx.shape[0], math.nan)
-    return mean, se
+    mean = wx.mean(axis=-1)
+    if pairs and wx.shape[-1] % 2 == 0:
+        wx = 0.5 * (wx[..., 0::2] + wx[..., 1::2])
+    m = wx.shape[-1]
+    se = wx.std(axis=-1, ddof=1) / math.sqrt(m) if m > 1 else np.full(wx.shape[:-1], math.nan)
+    return (float(mean), float(se)) if wx.ndim == 1 else (mean, se)
 
 
 def variance_reduction(values: np.ndarray, weights: np.ndarray, se: float) -> float:

@@ -32,7 +32,6 @@ from ..stats import (
     upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
-    weighted_mean_se_rows,
     weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_rows,
@@ -489,15 +488,14 @@ class SimulationResult:
     def _cashflows(self, led: np.ndarray, n: int) -> pd.DataFrame:
         w = self.weights[:n]
         rows = []
-        items = [(owner, item, c) for owner, item, c in ledger_columns(self.plan.tranche_names)
-                 if item not in LEDGER_RATIOS]  # ratios (infinite when nothing is due, NaN when not computed)
         per_period = np.empty((led.shape[1], n))  # one item's periods as contiguous rows, reused
-        for owner, item, c in items:
+        for owner, item, c in ledger_columns(self.plan.tranche_names):
+            if item in LEDGER_RATIOS:
+                continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
             np.copyto(per_period, led[:, :, c].T)
             qs = weighted_quantiles_rows(per_period, w, CASHFLOW_QUANTILES)  # every period at once
-            mean, se = weighted_mean_se_rows(per_period, w, self.sampling.antithetic)
-            for p in range(self.plan.periods):
-                rows.append((p + 1, owner, item, float(mean[p]), float(se[p]), *qs[:, p], n))
+            mean, se = weighted_mean_se(per_period, w, self.sampling.antithetic)
+            rows += [(p + 1, owner, item, float(mean[p]), float(se[p]), *qs[:, p], n) for p in range(len(mean))]
         return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
                                            "sample_paths"])
 
