@@ -7,7 +7,7 @@ chunk bounds the memory, and the random numbers come from :class:`numpy.random.G
 (one generator per chunk, spawned from one :class:`~numpy.random.SeedSequence`). It does not
 reproduce the engine's bits, only its distribution: compare statistics within Monte Carlo error.
 
-The model is the one of :func:`simengine._kernels.pool.pool_path` and
+The model is the one of :func:`simengine._kernels.pool.pool_block` and
 :func:`simengine._kernels.waterfall.waterfall_path`, read from the same compiled plan
 (:func:`simengine.plan.compile_plan`), so both implementations see identical inputs:
 

@@ -24,8 +24,8 @@ def build() -> dict:
         ``rng_floor``, ``pool_only`` and ``primitives`` (:func:`primitives`).
     """
     from simengine._jit import jit, num_threads, run_blocks
-    from simengine._kernels.pool import pool_path
-    from simengine._layout import N_PROVIDER_OUT
+    from simengine._kernels.pool import pool_block
+    from simengine._layout import allocate_chunk
     from simengine.engine.chunks import BLOCK_PATHS, scratch_for
     from simengine.rng import normal_at, path_key, stream_key, uniform_at
 
@@ -51,62 +51,70 @@ def build() -> dict:
         run_blocks(n_paths, BLOCK_PATHS, lambda lo, hi, slot: rng_floor_block(seed, np.int64(lo), np.int64(hi),
                                                                               normals, uniforms, out))
 
+    def pool_tuple(scratch, slot):
+        """The pool part of a scratch slot, as ``simengine._kernels.chunk.simulate_block`` hands it to
+        pool_block (the duplicates report lists the pair: change both together)."""
+        return (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
+                scratch.clock_start[slot], scratch.clock_scale[slot],
+                scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
+                scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
+                scratch.oc_sched[slot], scratch.oc_lost[slot])
+
     @jit
-    def pool_only_block(pp, seed, lo, hi, scratch, slot, provider_shift, provider_out, collections_total,
-                        recovery_draws):
-        """pool_path for paths lo..hi-1 (no waterfall) with scratch slot ``slot``, as the engine's block.
-
-        The scratch tuple and the pool_path call repeat ``simengine._kernels.chunk.simulate_block``'s on
-        purpose (a duplicate the duplicates report lists): this probe times that block minus its
-        waterfall, so it must hand pool_path the same arrays; change both together.
-
-        scratch : simengine._layout.Scratch (caller-allocated, one set per slot)
-        provider_out : ndarray(float64), shape (slots, providers, N_PROVIDER_OUT)   scratch
-        collections_total : ndarray(float64), shape (n,)   out
-        recovery_draws : ndarray(float64), shape (n,)      out: licences that draw a beta recovery
-        """
-        T = pp.periods
-        n_lic = pp.licence_royalty.shape[0]
-        tup = (scratch.g_global[slot], scratch.factors[slot], scratch.demand_x[slot], scratch.clock[slot],
-               scratch.clock_start[slot], scratch.clock_scale[slot],
-               scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
-               scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
-               scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
-        obs_period = scratch.obs_period[slot]
-        licensee_period = scratch.licensee_period[slot]
-        collections = scratch.collections[slot]
-        cdr = scratch.cdr[slot]
-        provider_period = scratch.provider_period[slot]
-        for i in range(lo, hi):
-            pool_path(pp, seed, i, 0.0, 1.0, False, provider_shift, tup, collections, cdr, provider_period,
-                      provider_out[slot])
+    def pool_only_block(pp, seed, paths, row0, tup, collections, cdr, oc_value, provider_period, provider_shift,
+                        provider_out, weights, pool_out, cum_default, collections_total):
+        """pool_block for one block of paths (no waterfall), as the engine's block kernel calls it;
+        each path's total collections into ``collections_total[row0 + q]``."""
+        pool_block(pp, seed, paths, row0, 0.0, 1.0, False, provider_shift, tup, collections, cdr, oc_value,
+                   provider_period, provider_out, weights, pool_out, cum_default)
+        for q in range(paths.shape[0]):
             total = 0.0
-            for t in range(T):
-                total += collections[t]
-            collections_total[i] = total
+            for t in range(collections.shape[1]):
+                total += collections[q, t]
+            collections_total[row0 + q] = total
+
+    @jit
+    def draws_block(pp, seed, paths, row0, tup, collections, cdr, oc_value, provider_period, provider_shift,
+                    provider_out, weights, pool_out, cum_default, recovery_draws):
+        """Beta-recovery draws per path (an upper bound: invalidation is not replayed, about 4% of
+        W1's licences), one path per pool_block call so that its licensees' default periods can be
+        read: for the floor's draw counts, not timed."""
+        licensee_period = tup[8]
+        obs_period = tup[7]
+        n_lic = pp.licence_royalty.shape[0]
+        for q in range(paths.shape[0]):
+            pool_block(pp, seed, paths[q:q + 1], row0 + q, 0.0, 1.0, False, provider_shift, tup, collections, cdr,
+                       oc_value, provider_period, provider_out, weights, pool_out, cum_default)
             draws = 0.0
             if pp.recovery_beta:
-                # as pool_path: a defaulted licence draws only if re-licensing can pay; invalidation
-                # is not replayed here, so this is an upper bound (about 4% of W1's licences)
-                for q in range(n_lic):
-                    rec = pp.licence_recovery[q]
-                    tau = licensee_period[pp.licence_licensee[q]]
-                    r_start = max(tau + pp.relicense_lag, pp.licence_start[q])
-                    r_stop = min(pp.licence_last[q] + 1, obs_period[pp.licence_technology[q]])
-                    if tau <= pp.licence_last[q] and 0.0 < rec < 1.0 and r_start < r_stop:
+                for k in range(n_lic):
+                    rec = pp.licence_recovery[k]
+                    tau = licensee_period[pp.licence_licensee[k]]
+                    r_start = max(tau + pp.relicense_lag, pp.licence_start[k])
+                    r_stop = min(pp.licence_last[k] + 1, obs_period[pp.licence_technology[k]])
+                    if tau <= pp.licence_last[k] and 0.0 < rec < 1.0 and r_start < r_stop:
                         draws += 1.0
-            recovery_draws[i] = draws
+            recovery_draws[row0 + q] = draws
 
-    def pool_only(plan, seed, n, collections_total, recovery_draws):
-        """The pool-only probe over ``plan``: working arrays allocated here, blocks on threads, as the engine."""
+    def pool_only(plan, seed, n, collections_total, recovery_draws=None):
+        """The pool-only probe over ``plan`` (paths 0..n-1): working arrays allocated here, blocks on
+        threads, as the engine; with ``recovery_draws``, also each path's beta-recovery draws
+        (a second, per-path pass: time the call without them)."""
         slots = num_threads()
-        n_prov = plan.pool.provider_hazard_annual.shape[0]
         scratch = scratch_for(plan, slots)
-        shift = np.zeros(n_prov)
-        provider_out = np.zeros((slots, n_prov, N_PROVIDER_OUT))
-        run_blocks(n, BLOCK_PATHS, lambda lo, hi, slot: pool_only_block(
-            plan.pool, np.int64(seed), np.int64(lo), np.int64(hi), scratch, np.int64(slot), shift, provider_out,
-            collections_total, recovery_draws))
+        out = allocate_chunk(n, len(plan.tranche_names), len(plan.trigger_names), plan.periods,
+                             plan.pool.provider_loading.shape[0])
+        shift = np.zeros(plan.pool.provider_loading.shape[0])
+        paths = np.arange(n, dtype=np.int64)
+
+        def block(lo, hi, slot, kernel, sink):
+            kernel(plan.pool, np.int64(seed), paths[lo:hi], np.int64(lo), pool_tuple(scratch, slot),
+                   scratch.collections[slot], scratch.cdr[slot], scratch.oc_value[slot], scratch.provider_period[slot],
+                   shift, out.provider, out.weights, out.pool, out.cum_default, sink)
+
+        run_blocks(n, BLOCK_PATHS, lambda lo, hi, slot: block(lo, hi, slot, pool_only_block, collections_total))
+        if recovery_draws is not None:
+            run_blocks(n, BLOCK_PATHS, lambda lo, hi, slot: block(lo, hi, slot, draws_block, recovery_draws))
 
     return {"rng_floor": rng_floor, "pool_only": pool_only, "primitives": primitives()}
 
@@ -171,7 +179,7 @@ def primitives() -> dict:
 
 
 def rng_counts(plan, mean_recovery_draws: float) -> tuple[np.ndarray, np.ndarray]:
-    """Normals and uniforms per path, by stream, that ``simengine._kernels.pool.pool_path`` draws.
+    """Normals and uniforms per path, by stream, that ``simengine._kernels.pool.pool_block`` draws.
 
     Parameters
     ----------

@@ -172,7 +172,7 @@ def markdown(r: dict) -> str:
         p = r["profile"]
         L += ["", f"## Where the W1 kernel time goes (1 thread, {p['paths']:,} paths, minimum of "
               f"{p['variants'][0]['kernel']['reps']} round-robin repetitions)", "",
-              "| variant | royalty groups | µs/path | of which pool_path | saving vs full |", "|---|---|---|---|---|"]
+              "| variant | royalty groups | µs/path | of which the pool | saving vs full |", "|---|---|---|---|---|"]
         for v in p["variants"]:
             L.append(f"| {v['variant']} | {v['royalty_groups']} | {v['us_per_path']:.1f} | "
                      f"{v['pool_only_us_per_path']:.1f} | "
@@ -184,7 +184,7 @@ def markdown(r: dict) -> str:
                 L.append(f"| {c['copula']} | {c['us_per_path']:.1f} | {c['over_gaussian']:.2f}× |")
         if p.get("W3"):
             w = p["W3"]
-            L += ["", f"W3 on 1 thread ({w['paths']:,} paths): {w['us_per_path']:.2f} µs/path, of which pool_path "
+            L += ["", f"W3 on 1 thread ({w['paths']:,} paths): {w['us_per_path']:.2f} µs/path, of which the pool "
                   f"{w['pool_only_us_per_path']:.2f} and the waterfall (both bases) {w['waterfall_us_per_path']:.2f}."]
         L += ["",
               "| primitive | ns/call (1 thread) |", "|---|---|"]

@@ -184,14 +184,15 @@ class Scratch(NamedTuple):
     """Working arrays of the path functions, one set per slot (leading axis): a slot's blocks of
     paths run one after another on one thread, so the kernels allocate nothing of their own.
 
-    Pool path (:func:`simengine._kernels.pool.pool_path`), each with a leading ``slots`` axis:
+    Pool (:func:`simengine._kernels.pool.pool_block`), each with a leading ``slots`` axis:
     g_global (periods,), factors (factors,), demand_x and clock (industries, periods),
     clock_start (industries, periods) int64 and clock_scale (industries,), screen
     (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
     (licensees,) int64, group_diff (groups, periods + 1) zero between paths, cdr_diff and
-    count_diff (periods + 1,), oc_sched and oc_lost (OC bases, periods + 1) zero between paths,
-    oc_value (periods,). Between the two: collections and cdr (periods,), provider_period
-    (providers,) int64. Waterfall (:func:`simengine._kernels.waterfall.waterfall_path`): balance
+    count_diff (periods + 1,), oc_sched and oc_lost (OC bases, periods + 1) zero between paths.
+    Between the two, one row per path of a block (``block`` rows, at least the paths a kernel
+    call gets): collections, cdr and oc_value (block, periods), provider_period (block,
+    providers) int64. Waterfall (:func:`simengine._kernels.waterfall.waterfall_path`): balance
     and carry (tranches,), state (state rows, STATE_COLUMNS), and per basis res (2, tranches,
     N_TRANCHE_OUT), trig (2, triggers) uint8, flags (2, N_PATH_OUT).
     """
@@ -223,7 +224,8 @@ class Scratch(NamedTuple):
 
 
 def allocate_scratch(slots: int, periods: int, factors: int, industries: int, technologies: int, licensees: int,
-                     groups: int, providers: int, tranches: int, triggers: int, oc_bases: int = 0) -> Scratch:
+                     groups: int, providers: int, tranches: int, triggers: int, oc_bases: int = 0,
+                     block: int = 1) -> Scratch:
     """Working arrays for ``slots`` slots (see :class:`Scratch`); ``group_diff`` starts at zero."""
     T, i8 = periods, np.int64
     return Scratch(
@@ -234,8 +236,8 @@ def allocate_scratch(slots: int, periods: int, factors: int, industries: int, te
         licensee_period=np.empty((slots, licensees), i8), group_diff=np.zeros((slots, groups, T + 1)),
         cdr_diff=np.empty((slots, T + 1)), count_diff=np.empty((slots, T + 1)),
         oc_sched=np.zeros((slots, oc_bases, T + 1)), oc_lost=np.zeros((slots, oc_bases, T + 1)),
-        oc_value=np.empty((slots, T)),
-        collections=np.empty((slots, T)), cdr=np.empty((slots, T)), provider_period=np.empty((slots, providers), i8),
+        oc_value=np.empty((slots, block, T)), collections=np.empty((slots, block, T)), cdr=np.empty((slots, block, T)),
+        provider_period=np.empty((slots, block, providers), i8),
         balance=np.empty((slots, tranches)), carry=np.empty((slots, tranches)),
         state=np.empty((slots, state_rows(tranches, triggers, providers), STATE_COLUMNS)),
         res=np.empty((slots, 2, tranches, N_TRANCHE_OUT)), trig=np.empty((slots, 2, triggers), np.uint8),

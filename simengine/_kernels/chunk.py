@@ -16,14 +16,8 @@ from .._layout import (
     N_FLAGS,
     N_PATH_OUT,
     N_TRANCHE_OUT,
-    P_CHI2,
-    P_COLLECTIONS,
-    P_DEFAULTS,
-    P_INVALIDATED,
-    P_OBSOLETE,
-    P_Z_GLOBAL,
 )
-from .pool import pool_path
+from .pool import pool_block
 from .waterfall import waterfall_path
 
 
@@ -36,7 +30,7 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     each path's enhanced ledger and collections (rows ``0 .. m - 1``).
 
     ``global_shift``, ``chi2_scale``, ``antithetic`` and ``provider_shift`` (ndarray(float64),
-    shape (providers,)) are the sampling measure (see :func:`simengine._kernels.pool.pool_path`);
+    shape (providers,)) are the sampling measure (see :func:`simengine._kernels.pool.pool_block`);
     the waterfall never sees it, only ``weights`` do.
 
     tranche_out, trig_out, flag_out, pool_out, cum_default, weights, provider_out : the fields of
@@ -48,9 +42,10 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     Both from :func:`simengine._layout.allocate_ledgers`; ``row0`` and ``slot`` must be int64 (a
     literal would type-specialise a second compiled copy).
 
-    One call per block; pool_path and waterfall_path are calls, compiled once each (inlining them
-    here, at numba's IR level, made the cold compile a third longer for no measurable speed now
-    that kernels carry no reference counts). Chunks and ledgers share this one compiled function.
+    One call per block; pool_block (once per block: the plan's arrays cross a call field by field,
+    which once a path cost Guangzhou a third of its kernel) and waterfall_path (once per path and
+    basis) are calls, compiled once each (inlining them here, at numba's IR level, made the cold
+    compile a third longer). Chunks and ledgers share this one compiled function.
     """
     T = pp.periods
     n_tr = wp.tranche_balance.shape[0]
@@ -60,11 +55,10 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
                     scratch.clock_start[slot], scratch.clock_scale[slot],
                     scratch.screen[slot], scratch.obs_period[slot], scratch.licensee_period[slot],
                     scratch.group_diff[slot], scratch.cdr_diff[slot], scratch.count_diff[slot],
-                    scratch.oc_sched[slot], scratch.oc_lost[slot], scratch.oc_value[slot])
-    count_diff = scratch.count_diff[slot]
-    oc_value = scratch.oc_value[slot]
+                    scratch.oc_sched[slot], scratch.oc_lost[slot])
     collections = scratch.collections[slot]
     cdr = scratch.cdr[slot]
+    oc_value = scratch.oc_value[slot]
     provider_period = scratch.provider_period[slot]
     balance = scratch.balance[slot]
     carry = scratch.carry[slot]
@@ -73,25 +67,13 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
     trig = scratch.trig[slot]
     flags = scratch.flags[slot]
     no_ledger = collections_out[:0]  # a view: kernels do not allocate (see simengine._jit)
+    pool_block(pp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift, pool_scratch, collections,
+               cdr, oc_value, provider_period, provider_out, weights, pool_out, cum_default)
     for q in range(paths.shape[0]):
         i = row0 + q
-        w, z, chi2, n_def, n_obs, n_inv = pool_path(
-            pp, seed, paths[q], global_shift, chi2_scale, antithetic, provider_shift, pool_scratch, collections, cdr,
-            provider_period, provider_out[i])
-        weights[i] = w
-        pool_out[i, P_DEFAULTS] = n_def
-        pool_out[i, P_OBSOLETE] = n_obs
-        pool_out[i, P_INVALIDATED] = n_inv
-        total = 0.0
-        for t in range(T):
-            total += collections[t]
-            cum_default[i, t] = count_diff[t]
-        pool_out[i, P_COLLECTIONS] = total
-        pool_out[i, P_Z_GLOBAL] = z
-        pool_out[i, P_CHI2] = chi2
         if record:
             for t in range(T):
-                collections_out[q, t] = collections[t]
+                collections_out[q, t] = collections[q, t]
         # enhanced basis first; the standalone one differs only in provider draws, so it is run
         # only where a provider was asked
         asked = False
@@ -99,8 +81,9 @@ def simulate_block(pp, wp, seed, paths, row0, global_shift, chi2_scale, antithet
             if basis == BASIS_STANDALONE and not asked:
                 break
             rec = record and basis == BASIS_ENHANCED
-            waterfall_path(wp, collections, cdr, oc_value, provider_period, basis == BASIS_ENHANCED, balance,
-                           carry, state, res[basis], trig[basis], flags[basis], ledgers[q] if rec else no_ledger, rec)
+            waterfall_path(wp, collections[q], cdr[q], oc_value[q], provider_period[q], basis == BASIS_ENHANCED,
+                           balance, carry, state, res[basis], trig[basis], flags[basis],
+                           ledgers[q] if rec else no_ledger, rec)
             for c in range(N_FLAGS):
                 if flags[BASIS_ENHANCED, c] != 0.0:
                     asked = True

@@ -12,7 +12,17 @@ from __future__ import annotations
 import math
 
 from .._jit import jit
-from .._layout import PR_DEFAULT_PERIOD, PR_LATENT, PR_WORST_GRADE
+from .._layout import (
+    P_CHI2,
+    P_COLLECTIONS,
+    P_DEFAULTS,
+    P_INVALIDATED,
+    P_OBSOLETE,
+    P_Z_GLOBAL,
+    PR_DEFAULT_PERIOD,
+    PR_LATENT,
+    PR_WORST_GRADE,
+)
 from ..rng import (
     S_CHI2,
     S_DEMAND,
@@ -105,15 +115,19 @@ def collateral_values(bases, base_technology, obs_period, oc_sched, oc_lost, oc_
 
 
 @jit
-def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shift, scratch, collections, cdr,
-              provider_period, provider_out):
-    """Simulate one path's risk drivers and collections.
+def pool_block(pp, seed, paths, row0, global_shift, chi2_scale, antithetic, provider_shift, scratch, block_collections,
+               block_cdr, block_oc_value, block_provider_period, chunk_provider_out, weights, pool_out, cum_default):
+    """Simulate the risk drivers and collections of a block of paths, ``paths`` (int64, shape
+    (m,)), path q into row q of the block arrays and row ``row0 + q`` of the chunk's outputs.
+
+    One call per block, not per path: a call passes the plan's arrays field by field (hundreds of
+    words), which cost a small deal (Guangzhou, 11 licences) a third of its kernel time.
 
     Parameters
     ----------
     pp : PoolPlan
-    seed, path : int
-        The path's address; nothing else decides its random numbers.
+    seed : int
+        With each path's number, its address; nothing else decides its random numbers.
     global_shift : float
         Importance sampling: mean of the global factor (0 = plain Monte Carlo).
     chi2_scale : float
@@ -138,292 +152,308 @@ def pool_path(pp, seed, path, global_shift, chi2_scale, antithetic, provider_shi
         group_diff : ndarray(float64), shape (groups, periods + 1)   zero on entry, left zero
         cdr_diff, count_diff : ndarray(float64), shape (periods + 1,)
         oc_sched, oc_lost : ndarray(float64), shape (OC bases, periods + 1)   zero on entry, left zero
-        oc_value : ndarray(float64), shape (periods,)   out, with an OC trigger: the collateral value
-            at the start of each period (see :func:`simengine.plan.pool.oc_arrays`)
-    collections : ndarray(float64), shape (periods,)       out: royalties collected per period
-    cdr : ndarray(float64), shape (periods,)               out: cumulative default rate (amount)
-    provider_period : ndarray(int64), shape (providers,)   out: provider default periods
-    provider_out : ndarray(float64), shape (providers, N_PROVIDER_OUT)   out: ``_layout.PR_*`` per provider
-
-    Returns
-    -------
-    (weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated) ; weight is the likelihood
-    ratio of the nominal to the sampling measure, chi2 is NaN without a Student-t copula; the
-    cumulative default fraction by count is left in ``count_diff[:periods]``, the OC collateral value
-    in ``oc_value``.
+    block_collections : ndarray(float64), shape (m, periods)     out: royalties collected per period
+    block_cdr : ndarray(float64), shape (m, periods)             out: cumulative default rate (amount)
+    block_oc_value : ndarray(float64), shape (m, periods)        out, with an OC trigger: the
+        collateral value at the start of each period (see :func:`simengine.plan.pool.oc_arrays`)
+    block_provider_period : ndarray(int64), shape (m, providers)   out: provider default periods
+    chunk_provider_out : ndarray(float64), shape (chunk, providers, N_PROVIDER_OUT)   out: ``_layout.PR_*``
+    weights : ndarray(float64), shape (chunk,)   out: the likelihood ratio of the nominal to the
+        sampling measure
+    pool_out : ndarray(float64), shape (chunk, N_POOL_OUT)   out: ``_layout.P_*`` (chi2 NaN without
+        a Student-t copula)
+    cum_default : ndarray(float64), shape (chunk, periods)   out: cumulative default fraction by count
     """
     (g_global, factors, demand_x, clock, clock_start, clock_scale, screen, obs_period, licensee_period, group_diff,
-     cdr_diff, count_diff, oc_sched, oc_lost, oc_value) = scratch
-    T = pp.periods
-    dt = pp.dt_years
-    flip = antithetic and (path & 1) == 1
-    sign = -1.0 if flip else 1.0
-    key = path_key(seed, path >> 1 if antithetic else path)
-    # global factor as the scaled sum of per-period shocks: N(0, 1), and demand sees the same shocks
-    sk = stream_key(key, S_GLOBAL)
-    delta = global_shift / math.sqrt(T)
-    total = 0.0
-    for t in range(T):
-        g_global[t] = sign * normal_at(sk, t) + delta
-        total += g_global[t]
-    z_global = total / math.sqrt(T)
-    log_weight = -global_shift * z_global + 0.5 * global_shift * global_shift
-
-    n_f = factors.shape[0]
-    sk = stream_key(key, S_FACTOR)
-    if pp.factor_identity:
-        factors[0] = z_global
-        for k in range(1, n_f):
-            factors[k] = sign * normal_at(sk, k)
-    else:
-        for k in range(n_f):
-            acc = pp.factor_root[k, 0] * z_global
-            for j in range(1, k + 1):
-                acc += pp.factor_root[k, j] * sign * normal_at(sk, j)
-            factors[k] = acc
-    mixing = 1.0
-    chi2 = math.nan
-    t_ab, t_ba = t_tail_norms(pp.dof) if pp.copula_t else (0.0, 0.0)
-    if pp.copula_t:
-        # chi2 = 2 G s, G ~ Gamma(dof/2, 1); the nominal s is 1, so the ratio is s^(dof/2) e^(G(1-s))
-        g = gamma_at(stream_key(key, S_CHI2), 0, 0.5 * pp.dof)
-        chi2 = 2.0 * g * chi2_scale
-        mixing = math.sqrt(pp.dof / chi2)
-        if chi2_scale != 1.0:
-            log_weight += 0.5 * pp.dof * math.log(chi2_scale) + g * (1.0 - chi2_scale)
-
-    # demand: log-demand per industry; clock = integral of the demand hazard multiplier
-    n_ind = demand_x.shape[0]
-    sk = stream_key(key, S_DEMAND)
-    sqdt = math.sqrt(dt)
-    for j in range(n_ind):
-        x = 0.0
-        acc = 0.0
-        vol = pp.demand_vol_annual[j]
-        c = pp.demand_loading[j]
-        idio = math.sqrt(max(0.0, 1.0 - c * c))
-        elas = pp.demand_elasticity[j]
+     cdr_diff, count_diff, oc_sched, oc_lost) = scratch
+    for q in range(paths.shape[0]):  # one call per block: the plan crosses the call once, not once a path
+        path = paths[q]
+        row = row0 + q
+        collections = block_collections[q]
+        cdr = block_cdr[q]
+        oc_value = block_oc_value[q]
+        provider_period = block_provider_period[q]
+        provider_out = chunk_provider_out[row]
+        T = pp.periods
+        dt = pp.dt_years
+        flip = antithetic and (path & 1) == 1
+        sign = -1.0 if flip else 1.0
+        key = path_key(seed, path >> 1 if antithetic else path)
+        # global factor as the scaled sum of per-period shocks: N(0, 1), and demand sees the same shocks
+        sk = stream_key(key, S_GLOBAL)
+        delta = global_shift / math.sqrt(T)
+        total = 0.0
         for t in range(T):
-            if pp.demand_on:
-                drift = pp.demand_drift_annual[j]
-                if t < pp.demand_shock_periods:
-                    drift += pp.demand_shock_drift_annual
-                e = c * g_global[t]
-                if vol > 0.0:
-                    e += idio * sign * normal_at(sk, j * T + t)
-                x += (drift - 0.5 * vol * vol - pp.demand_reversion_annual[j] * x) * dt + vol * sqdt * e
-            if pp.industry_running[j]:  # exp once here, not once per royalty group
-                demand_x[j, t] = math.exp(x)
-            acc += dt * (math.exp(pp.demand_hazard_adjust[j, t] - elas * x) if elas != 0.0 else 1.0)
-            clock[j, t] = acc
+            g_global[t] = sign * normal_at(sk, t) + delta
+            total += g_global[t]
+        z_global = total / math.sqrt(T)
+        log_weight = -global_shift * z_global + 0.5 * global_shift * global_shift
 
-    # obsolescence per technology: a one-factor Gaussian copula on the global factor
-    n_tech = obs_period.shape[0]
-    sk = stream_key(key, S_OBSOLESCENCE)
-    b = pp.obsolescence_loading
-    b_idio = math.sqrt(max(0.0, 1.0 - b * b))
-    n_obsolete = 0
-    for k in range(n_tech):
-        period = T
-        if pp.obsolescence_on:
-            if pp.obsolescence_forced_period[k] >= 0:
-                period = pp.obsolescence_forced_period[k]
-            elif pp.obsolescence_hazard_annual[k] > 0.0:
-                y = b * z_global + b_idio * sign * normal_at(sk, k)
-                exposure = -math.log(upper_tail_normal(y))
-                period = first_period_exceeding(exposure, pp.obsolescence_hazard_annual[k], dt, T)
-        obs_period[k] = period
-        if period < T:
-            n_obsolete += 1
-
-    # licensee default: latent variable against the path-dependent cumulative hazard
-    for t in range(T + 1):
-        cdr_diff[t] = 0.0
-        count_diff[t] = 0.0
-    n_ls = licensee_period.shape[0]
-    sk = stream_key(key, S_LICENSEE)
-    n_defaults = 0
-    # survivor screen: the grid point at or above the end-of-deal cumulative hazard of each
-    # industry and technology (a technology made obsolete with a multiplier bends the clock from
-    # then on; monotone, so the end value bounds every period's)
-    n_grid = pp.survival_threshold.shape[1]
-    for j in range(n_ind):
-        if pp.default_on:
-            fill_clock_start(clock, j, clock_start, clock_scale)
-        h = clock[j, T - 1]
-        m = screen_index(h, pp.threshold_h0, pp.threshold_log_ratio, n_grid)
-        for k in range(n_tech):
-            k_obs = obs_period[k]
-            mult = pp.obsolescence_multiplier[k]
-            if k_obs < T and mult != 1.0:
-                base = clock[j, k_obs - 1] if k_obs > 0 else 0.0
-                screen[j, k] = screen_index(base + mult * (h - base), pp.threshold_h0, pp.threshold_log_ratio,
-                                             n_grid)
-            else:
-                screen[j, k] = m
-    for i in range(n_ls):
-        period = T
-        if pp.default_on and pp.licensee_forced_default[i] >= 0:  # a stress or a hand computation
-            period = pp.licensee_forced_default[i]
-        elif pp.default_on:
-            latent = (pp.licensee_load_global * factors[0]
-                      + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
-                      + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
-                      + pp.licensee_idio[i] * sign * normal_at(sk, i)) * mixing
-            m = screen[pp.licensee_industry[i], pp.licensee_technology[i]]
-            if m >= 0 and latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
-                licensee_period[i] = T
-                continue
-            hazard = pp.licensee_hazard_annual[i]
-            j = pp.licensee_industry[i]
-            k_obs = obs_period[pp.licensee_technology[i]]
-            mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
-            base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
-            if pp.copula_t:  # exposure = -log(1 - U), U the copula uniform: low latent = early default
-                period = t_default_period(latent, hazard, pp, t_ab, t_ba, clock, clock_start, clock_scale, j, k_obs,
-                                          base, mult)
-            else:
-                period = gaussian_default_period(latent, hazard, clock, clock_start, clock_scale, j, k_obs, base, mult)
-        licensee_period[i] = period
-        if period < T:
-            n_defaults += 1
-            count_diff[period] += 1.0
-    if pp.licensee_forced_any:  # deterministic stresses: named licensees default by a given period at the latest
-        for i in range(n_ls):
-            forced = pp.licensee_forced_period[i]
-            if 0 <= forced < licensee_period[i]:
-                if licensee_period[i] < T:
-                    count_diff[licensee_period[i]] -= 1.0
-                else:
-                    n_defaults += 1
-                count_diff[forced] += 1.0
-                licensee_period[i] = forced
-
-    # licences → royalty groups (difference arrays over periods; all zero on entry, see below)
-    n_grp = group_diff.shape[0]
-    sk_inv = stream_key(key, S_INVALIDATION)
-    sk_rec = stream_key(key, S_RECOVERY)
-    n_lic = pp.licence_royalty.shape[0]
-    n_invalidated = 0
-    for i in range(n_lic):
-        start = pp.licence_start[i]
-        last = pp.licence_last[i]
-        g = pp.licence_group[i]
-        tau = licensee_period[pp.licence_licensee[i]]
-        inval = T
-        h_inv = pp.licence_invalidation_hazard_annual[i]
-        if h_inv > 0.0:
-            u_inv = uniform_at(sk_inv, i)
-            if flip:
-                u_inv = 1.0 - u_inv
-            if u_inv <= pp.licence_invalidation_u_max[i]:
-                inval = first_period_exceeding(-math.log1p(-u_inv), h_inv, dt, T)
-            if inval < T:
-                n_invalidated += 1
-        stop = min(last + 1, min(tau, inval))
-        amount = pp.licence_royalty[i]
-        if pp.oc_on:
-            k = pp.licence_technology[i]
-            oc_add_licence(oc_sched, oc_lost, pp.oc_base, pp.licence_oc_weight[i], pp.technology_oc_base[k],
-                           pp.technology_oc_weight[k], amount, start, last, min(tau, inval))
-        if start < stop:
-            group_diff[g, start] += amount
-            group_diff[g, stop] -= amount
-        if tau <= last:
-            cdr_diff[tau] += pp.licence_scheduled_amount[i]
-            # re-licensing, from the lag to expiry, invalidation or the licence end; after
-            # obsolescence it earns (1 - severity) of its terms (a running re-licence through its
-            # royalty group, like the licence), nothing once the technology is wholly obsolete
-            t_obs = obs_period[pp.licence_technology[i]]
-            kept = 1.0 - pp.obsolescence_severity[pp.licence_technology[i]]
-            r_start = max(tau + pp.relicense_lag, start)
-            r_end = min(last + 1, inval)
-            r_last = r_end if kept > 0.0 else min(r_end, t_obs)
-            rec = pp.licence_recovery[i]
-            if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_last:  # addressed: skipping is free
-                s2 = pp.recovery_stdev * pp.recovery_stdev
-                conc = rec * (1.0 - rec) / s2 - 1.0
-                if pp.recovery_loading != 0.0:
-                    rec = systematic_recovery(sk_rec, i, z_global, sign, pp.recovery_loading, rec * conc,
-                                              (1.0 - rec) * conc)
-                else:
-                    ga = gamma_at(sk_rec, 2 * i, rec * conc)
-                    gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
-                    rec = ga / (ga + gb)
-            if rec > 0.0 and r_start < r_last:
-                v = rec * amount
-                if pp.group_running[g] or t_obs >= r_end or kept == 1.0:
-                    group_diff[g, r_start] += v
-                    group_diff[g, r_last] -= v
-                elif t_obs <= r_start:  # a fixed re-licence of an obsolete technology
-                    group_diff[g, r_start] += v * kept
-                    group_diff[g, r_end] -= v * kept
-                else:  # a fixed re-licence that obsolescence cuts from t_obs on
-                    group_diff[g, r_start] += v
-                    if kept > 0.0:
-                        group_diff[g, t_obs] -= v * (1.0 - kept)
-                        group_diff[g, r_end] -= v * kept
-                    else:
-                        group_diff[g, t_obs] -= v
-
-    for t in range(T):
-        collections[t] = 0.0
-    # each difference is zeroed as it is consumed, ready for the scratch's next path
-    for g in range(n_grp):
-        running_amount = 0.0
-        if pp.group_running[g]:
-            j = pp.group_industry[g]
-            k = pp.group_technology[g]
-            kept = 1.0 - pp.obsolescence_severity[k]
-            floor = pp.group_floor_ratio[g]
-            t_obs = obs_period[k]
-            for t in range(T):
-                running_amount += group_diff[g, t]
-                group_diff[g, t] = 0.0
-                m = demand_x[j, t]
-                if t >= t_obs:
-                    m *= kept
-                if m < floor:
-                    m = floor
-                collections[t] += running_amount * m
+        n_f = factors.shape[0]
+        sk = stream_key(key, S_FACTOR)
+        if pp.factor_identity:
+            factors[0] = z_global
+            for k in range(1, n_f):
+                factors[k] = sign * normal_at(sk, k)
         else:
-            for t in range(T):
-                running_amount += group_diff[g, t]
-                group_diff[g, t] = 0.0
-                collections[t] += running_amount
-        group_diff[g, T] = 0.0
-    if pp.oc_on:
-        collateral_values(pp.oc_base, pp.oc_base_technology, obs_period, oc_sched, oc_lost, oc_value)
-    acc = 0.0
-    cnt = 0.0
-    for t in range(T):
-        acc += cdr_diff[t]
-        cdr[t] = acc / pp.scheduled_total if pp.scheduled_total > 0.0 else 0.0
-        cnt += count_diff[t]
-        count_diff[t] = cnt / n_ls
+            for k in range(n_f):
+                acc = pp.factor_root[k, 0] * z_global
+                for j in range(1, k + 1):
+                    acc += pp.factor_root[k, j] * sign * normal_at(sk, j)
+                factors[k] = acc
+        mixing = 1.0
+        chi2 = math.nan
+        t_ab, t_ba = t_tail_norms(pp.dof) if pp.copula_t else (0.0, 0.0)
+        if pp.copula_t:
+            # chi2 = 2 G s, G ~ Gamma(dof/2, 1); the nominal s is 1, so the ratio is s^(dof/2) e^(G(1-s))
+            g = gamma_at(stream_key(key, S_CHI2), 0, 0.5 * pp.dof)
+            chi2 = 2.0 * g * chi2_scale
+            mixing = math.sqrt(pp.dof / chi2)
+            if chi2_scale != 1.0:
+                log_weight += 0.5 * pp.dof * math.log(chi2_scale) + g * (1.0 - chi2_scale)
 
-    # providers: same copula, loading on the global factor only (wrong-way risk); each row draws
-    # at its own stream index, so adding or removing one provider leaves the others' draws alone.
-    # Importance sampling may shift a row's idiosyncratic normal e to mean nu: ratio exp(-nu e + nu^2 / 2)
-    sk = stream_key(key, S_PROVIDER)
-    for j in range(provider_period.shape[0]):
-        a = pp.provider_loading[j]
-        nu = provider_shift[j]
-        if j < pp.provider_migrates.shape[0] and pp.provider_migrates[j] != 0:  # a plan edited row-wise: static
-            log_weight += provider_migration(pp, j, sk, sign, nu, g_global, provider_period, provider_out)
-            continue
-        e = sign * normal_at(sk, pp.provider_stream[j])
-        if nu != 0.0:
-            e += nu
-            log_weight += nu * (0.5 * nu - e)
-        latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * e) * mixing
-        u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba) if pp.copula_t else upper_tail_normal(-latent)
-        provider_period[j] = first_period_exceeding(-math.log1p(-u), pp.provider_hazard_annual[j], dt, T)
-        provider_out[j, PR_LATENT] = e
-        provider_out[j, PR_DEFAULT_PERIOD] = provider_period[j]
-        provider_out[j, PR_WORST_GRADE] = -1.0
-    weight = math.exp(log_weight)
-    return weight, z_global, chi2, n_defaults, n_obsolete, n_invalidated
+        # demand: log-demand per industry; clock = integral of the demand hazard multiplier
+        n_ind = demand_x.shape[0]
+        sk = stream_key(key, S_DEMAND)
+        sqdt = math.sqrt(dt)
+        for j in range(n_ind):
+            x = 0.0
+            acc = 0.0
+            vol = pp.demand_vol_annual[j]
+            c = pp.demand_loading[j]
+            idio = math.sqrt(max(0.0, 1.0 - c * c))
+            elas = pp.demand_elasticity[j]
+            for t in range(T):
+                if pp.demand_on:
+                    drift = pp.demand_drift_annual[j]
+                    if t < pp.demand_shock_periods:
+                        drift += pp.demand_shock_drift_annual
+                    e = c * g_global[t]
+                    if vol > 0.0:
+                        e += idio * sign * normal_at(sk, j * T + t)
+                    x += (drift - 0.5 * vol * vol - pp.demand_reversion_annual[j] * x) * dt + vol * sqdt * e
+                if pp.industry_running[j]:  # exp once here, not once per royalty group
+                    demand_x[j, t] = math.exp(x)
+                acc += dt * (math.exp(pp.demand_hazard_adjust[j, t] - elas * x) if elas != 0.0 else 1.0)
+                clock[j, t] = acc
+
+        # obsolescence per technology: a one-factor Gaussian copula on the global factor
+        n_tech = obs_period.shape[0]
+        sk = stream_key(key, S_OBSOLESCENCE)
+        b = pp.obsolescence_loading
+        b_idio = math.sqrt(max(0.0, 1.0 - b * b))
+        n_obsolete = 0
+        for k in range(n_tech):
+            period = T
+            if pp.obsolescence_on:
+                if pp.obsolescence_forced_period[k] >= 0:
+                    period = pp.obsolescence_forced_period[k]
+                elif pp.obsolescence_hazard_annual[k] > 0.0:
+                    y = b * z_global + b_idio * sign * normal_at(sk, k)
+                    exposure = -math.log(upper_tail_normal(y))
+                    period = first_period_exceeding(exposure, pp.obsolescence_hazard_annual[k], dt, T)
+            obs_period[k] = period
+            if period < T:
+                n_obsolete += 1
+
+        # licensee default: latent variable against the path-dependent cumulative hazard
+        for t in range(T + 1):
+            cdr_diff[t] = 0.0
+            count_diff[t] = 0.0
+        n_ls = licensee_period.shape[0]
+        sk = stream_key(key, S_LICENSEE)
+        n_defaults = 0
+        # survivor screen: the grid point at or above the end-of-deal cumulative hazard of each
+        # industry and technology (a technology made obsolete with a multiplier bends the clock from
+        # then on; monotone, so the end value bounds every period's)
+        n_grid = pp.survival_threshold.shape[1]
+        for j in range(n_ind):
+            if pp.default_on:
+                fill_clock_start(clock, j, clock_start, clock_scale)
+            h = clock[j, T - 1]
+            m = screen_index(h, pp.threshold_h0, pp.threshold_log_ratio, n_grid)
+            for k in range(n_tech):
+                k_obs = obs_period[k]
+                mult = pp.obsolescence_multiplier[k]
+                if k_obs < T and mult != 1.0:
+                    base = clock[j, k_obs - 1] if k_obs > 0 else 0.0
+                    screen[j, k] = screen_index(base + mult * (h - base), pp.threshold_h0, pp.threshold_log_ratio,
+                                                 n_grid)
+                else:
+                    screen[j, k] = m
+        for i in range(n_ls):
+            period = T
+            if pp.default_on and pp.licensee_forced_default[i] >= 0:  # a stress or a hand computation
+                period = pp.licensee_forced_default[i]
+            elif pp.default_on:
+                latent = (pp.licensee_load_global * factors[0]
+                          + pp.licensee_load_industry * factors[pp.licensee_industry_factor[i]]
+                          + pp.licensee_load_region * factors[pp.licensee_region_factor[i]]
+                          + pp.licensee_idio[i] * sign * normal_at(sk, i)) * mixing
+                m = screen[pp.licensee_industry[i], pp.licensee_technology[i]]
+                if m >= 0 and latent > pp.survival_threshold[pp.licensee_hazard_class[i], m]:
+                    licensee_period[i] = T
+                    continue
+                hazard = pp.licensee_hazard_annual[i]
+                j = pp.licensee_industry[i]
+                k_obs = obs_period[pp.licensee_technology[i]]
+                mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
+                base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
+                if pp.copula_t:  # exposure = -log(1 - U), U the copula uniform: low latent = early default
+                    period = t_default_period(latent, hazard, pp, t_ab, t_ba, clock, clock_start, clock_scale, j, k_obs,
+                                              base, mult)
+                else:
+                    period = gaussian_default_period(latent, hazard, clock, clock_start, clock_scale, j, k_obs, base,
+                                                     mult)
+            licensee_period[i] = period
+            if period < T:
+                n_defaults += 1
+                count_diff[period] += 1.0
+        if pp.licensee_forced_any:  # deterministic stresses: named licensees default by a given period at the latest
+            for i in range(n_ls):
+                forced = pp.licensee_forced_period[i]
+                if 0 <= forced < licensee_period[i]:
+                    if licensee_period[i] < T:
+                        count_diff[licensee_period[i]] -= 1.0
+                    else:
+                        n_defaults += 1
+                    count_diff[forced] += 1.0
+                    licensee_period[i] = forced
+
+        # licences → royalty groups (difference arrays over periods; all zero on entry, see below)
+        n_grp = group_diff.shape[0]
+        sk_inv = stream_key(key, S_INVALIDATION)
+        sk_rec = stream_key(key, S_RECOVERY)
+        n_lic = pp.licence_royalty.shape[0]
+        n_invalidated = 0
+        for i in range(n_lic):
+            start = pp.licence_start[i]
+            last = pp.licence_last[i]
+            g = pp.licence_group[i]
+            tau = licensee_period[pp.licence_licensee[i]]
+            inval = T
+            h_inv = pp.licence_invalidation_hazard_annual[i]
+            if h_inv > 0.0:
+                u_inv = uniform_at(sk_inv, i)
+                if flip:
+                    u_inv = 1.0 - u_inv
+                if u_inv <= pp.licence_invalidation_u_max[i]:
+                    inval = first_period_exceeding(-math.log1p(-u_inv), h_inv, dt, T)
+                if inval < T:
+                    n_invalidated += 1
+            stop = min(last + 1, min(tau, inval))
+            amount = pp.licence_royalty[i]
+            if pp.oc_on:
+                k = pp.licence_technology[i]
+                oc_add_licence(oc_sched, oc_lost, pp.oc_base, pp.licence_oc_weight[i], pp.technology_oc_base[k],
+                               pp.technology_oc_weight[k], amount, start, last, min(tau, inval))
+            if start < stop:
+                group_diff[g, start] += amount
+                group_diff[g, stop] -= amount
+            if tau <= last:
+                cdr_diff[tau] += pp.licence_scheduled_amount[i]
+                # re-licensing, from the lag to expiry, invalidation or the licence end; after
+                # obsolescence it earns (1 - severity) of its terms (a running re-licence through its
+                # royalty group, like the licence), nothing once the technology is wholly obsolete
+                t_obs = obs_period[pp.licence_technology[i]]
+                kept = 1.0 - pp.obsolescence_severity[pp.licence_technology[i]]
+                r_start = max(tau + pp.relicense_lag, start)
+                r_end = min(last + 1, inval)
+                r_last = r_end if kept > 0.0 else min(r_end, t_obs)
+                rec = pp.licence_recovery[i]
+                if pp.recovery_beta and 0.0 < rec < 1.0 and r_start < r_last:  # addressed: skipping is free
+                    s2 = pp.recovery_stdev * pp.recovery_stdev
+                    conc = rec * (1.0 - rec) / s2 - 1.0
+                    if pp.recovery_loading != 0.0:
+                        rec = systematic_recovery(sk_rec, i, z_global, sign, pp.recovery_loading, rec * conc,
+                                                  (1.0 - rec) * conc)
+                    else:
+                        ga = gamma_at(sk_rec, 2 * i, rec * conc)
+                        gb = gamma_at(sk_rec, 2 * i + 1, (1.0 - rec) * conc)
+                        rec = ga / (ga + gb)
+                if rec > 0.0 and r_start < r_last:
+                    v = rec * amount
+                    if pp.group_running[g] or t_obs >= r_end or kept == 1.0:
+                        group_diff[g, r_start] += v
+                        group_diff[g, r_last] -= v
+                    elif t_obs <= r_start:  # a fixed re-licence of an obsolete technology
+                        group_diff[g, r_start] += v * kept
+                        group_diff[g, r_end] -= v * kept
+                    else:  # a fixed re-licence that obsolescence cuts from t_obs on
+                        group_diff[g, r_start] += v
+                        if kept > 0.0:
+                            group_diff[g, t_obs] -= v * (1.0 - kept)
+                            group_diff[g, r_end] -= v * kept
+                        else:
+                            group_diff[g, t_obs] -= v
+
+        for t in range(T):
+            collections[t] = 0.0
+        # each difference is zeroed as it is consumed, ready for the scratch's next path
+        for g in range(n_grp):
+            running_amount = 0.0
+            if pp.group_running[g]:
+                j = pp.group_industry[g]
+                k = pp.group_technology[g]
+                kept = 1.0 - pp.obsolescence_severity[k]
+                floor = pp.group_floor_ratio[g]
+                t_obs = obs_period[k]
+                for t in range(T):
+                    running_amount += group_diff[g, t]
+                    group_diff[g, t] = 0.0
+                    m = demand_x[j, t]
+                    if t >= t_obs:
+                        m *= kept
+                    if m < floor:
+                        m = floor
+                    collections[t] += running_amount * m
+            else:
+                for t in range(T):
+                    running_amount += group_diff[g, t]
+                    group_diff[g, t] = 0.0
+                    collections[t] += running_amount
+            group_diff[g, T] = 0.0
+        if pp.oc_on:
+            collateral_values(pp.oc_base, pp.oc_base_technology, obs_period, oc_sched, oc_lost, oc_value)
+        acc = 0.0
+        cnt = 0.0
+        for t in range(T):
+            acc += cdr_diff[t]
+            cdr[t] = acc / pp.scheduled_total if pp.scheduled_total > 0.0 else 0.0
+            cnt += count_diff[t]
+            count_diff[t] = cnt / n_ls
+
+        # providers: same copula, loading on the global factor only (wrong-way risk); each row draws
+        # at its own stream index, so adding or removing one provider leaves the others' draws alone.
+        # Importance sampling may shift a row's idiosyncratic normal e to mean nu: ratio exp(-nu e + nu^2 / 2)
+        sk = stream_key(key, S_PROVIDER)
+        for j in range(provider_period.shape[0]):
+            a = pp.provider_loading[j]
+            nu = provider_shift[j]
+            if j < pp.provider_migrates.shape[0] and pp.provider_migrates[j] != 0:  # a plan edited row-wise: static
+                log_weight += provider_migration(pp, j, sk, sign, nu, g_global, provider_period, provider_out)
+                continue
+            e = sign * normal_at(sk, pp.provider_stream[j])
+            if nu != 0.0:
+                e += nu
+                log_weight += nu * (0.5 * nu - e)
+            latent = (a * factors[0] + math.sqrt(max(0.0, 1.0 - a * a)) * e) * mixing
+            u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba) if pp.copula_t else upper_tail_normal(-latent)
+            provider_period[j] = first_period_exceeding(-math.log1p(-u), pp.provider_hazard_annual[j], dt, T)
+            provider_out[j, PR_LATENT] = e
+            provider_out[j, PR_DEFAULT_PERIOD] = provider_period[j]
+            provider_out[j, PR_WORST_GRADE] = -1.0
+        weights[row] = math.exp(log_weight)
+        pool_out[row, P_DEFAULTS] = n_defaults
+        pool_out[row, P_OBSOLETE] = n_obsolete
+        pool_out[row, P_INVALIDATED] = n_invalidated
+        total = 0.0
+        for t in range(T):
+            total += collections[t]
+            cum_default[row, t] = count_diff[t]
+        pool_out[row, P_COLLECTIONS] = total
+        pool_out[row, P_Z_GLOBAL] = z_global
+        pool_out[row, P_CHI2] = chi2
 
 
 MIGRATION_DRAW0 = 1 << 20  # a migrating row's year-y normal: draw MIGRATION_DRAW0 + 64 y + its stream index

@@ -62,7 +62,7 @@ def scratch_for(plan: Plan, slots: int) -> Scratch:
     return allocate_scratch(slots, plan.periods, pp.factor_root.shape[0], len(pp.demand_drift_annual),
                             len(pp.obsolescence_hazard_annual), len(pp.licensee_hazard_annual),
                             len(pp.group_running), len(pp.provider_hazard_annual), len(plan.tranche_names),
-                            len(plan.trigger_names), pp.oc_base.shape[0])
+                            len(plan.trigger_names), pp.oc_base.shape[0], BLOCK_PATHS)
 
 
 def provider_shifts(plan: Plan, sampling: Sampling) -> np.ndarray:
@@ -205,7 +205,8 @@ def waterfall_compile_args(plan: Plan) -> tuple:
     """Arguments of the types ``simulate_block`` passes ``waterfall_path`` (test_wholerun checks
     that they name the signature the kernel is compiled for)."""
     s = scratch_for(plan, 1)
-    return (plan.waterfall, s.collections[0], s.cdr[0], s.oc_value[0], s.provider_period[0], True, s.balance[0],
+    return (plan.waterfall, s.collections[0][0], s.cdr[0][0], s.oc_value[0][0], s.provider_period[0][0], True,
+            s.balance[0],
             s.carry[0], s.state[0], s.res[0][0], s.trig[0][0], s.flags[0][0], np.zeros((0, 0)), False)
 
 
