@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .._jit import DISABLED, jit
+from .._jit import jit
 
 SQRT1_2 = 0.7071067811865476
 
@@ -14,31 +14,6 @@ SQRT1_2 = 0.7071067811865476
 def upper_tail_normal(x):
     """1 - Phi(x), accurate in the far tail."""
     return 0.5 * math.erfc(x * SQRT1_2)
-
-
-# A defaulting licensee's exposure -log(1 - Phi(L)) from its latent L, tabulated on a grid of step
-# 2^-8 over [-8, 4] and interpolated linearly (see hazard.gaussian_default_period). Linear
-# interpolation errs by at most step^2 / 8 * max g'' with g(L) = -log(1 - Phi(L)); g' is the normal
-# hazard lambda(L) = phi(L) / (1 - Phi(L)) and g'' = lambda (lambda - L) lies in (0, 1), so the error
-# is below 2^-16 / 8 = 1.9e-6. The table is computed with the kernels' own formula, whose rounding
-# (about 1e-11 at L = 4, where 1 - Phi(L) cancels) adds far less than the factor 2 kept in the
-# tolerance. test_properties checks the bound on a million latents.
-EXPOSURE_L0 = -8.0
-EXPOSURE_INV_STEP = 256.0
-EXPOSURE_LAST = 12 * 256  # the last grid point, L = 4
-EXPOSURE_TOL = 4e-6
-
-
-def _exposure_table():
-    """-log1p(-u), u = 1 - Phi(-L), at L = EXPOSURE_L0 + k / EXPOSURE_INV_STEP (exact grid points)."""
-    import numpy as np
-
-    latent = EXPOSURE_L0 + np.arange(EXPOSURE_LAST + 1) / EXPOSURE_INV_STEP
-    values = [-math.log1p(-(0.5 * math.erfc(-x * SQRT1_2))) for x in latent.tolist()]
-    return values if DISABLED else np.array(values)
-
-
-EXPOSURE = _exposure_table()
 
 
 @jit

@@ -5,15 +5,6 @@ from __future__ import annotations
 import math
 
 from .._jit import jit
-from .distributions import (
-    EXPOSURE,
-    EXPOSURE_INV_STEP,
-    EXPOSURE_L0,
-    EXPOSURE_LAST,
-    EXPOSURE_TOL,
-    upper_tail_normal,
-    upper_tail_t_normed,
-)
 
 
 @jit
@@ -155,38 +146,7 @@ def tabulated_default_period(latent, inv_hazard, table, l0, inv_step, last, tol,
     return -1
 
 
-@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
-def gaussian_default_period(latent, hazard, clock, start, scale, j, k_obs, base, mult):
-    """The default period of a licensee with Gaussian latent ``latent`` and base hazard ``hazard``
-    (per year): :func:`default_period` of the exposure -log(1 - Phi(latent)) over ``hazard``, the
-    same period as computing that exposure with ``erfc`` and ``log1p``, mostly without them
-    (:func:`tabulated_default_period` over ``distributions.EXPOSURE``)."""
-    if not hazard > 0.0:
-        return clock.shape[1]
-    p = tabulated_default_period(latent, 1.0 / hazard, EXPOSURE, EXPOSURE_L0, EXPOSURE_INV_STEP, EXPOSURE_LAST,
-                                 EXPOSURE_TOL, clock, start, scale, j, k_obs, base, mult)
-    if p >= 0:
-        return p
-    return exact_default_period(-math.log1p(-upper_tail_normal(-latent)) / hazard, clock, start, scale, j, k_obs,
-                                base, mult)
-
-
-@jit(inline="always")  # inlined (numba IR): called for every defaulting licensee
-def t_default_period(latent, hazard, pp, t_ab, t_ba, clock, start, scale, j, k_obs, base, mult):
-    """:func:`gaussian_default_period` for the Student-t copula (``pp.dof`` degrees of freedom):
-    the plan's table (``pp.t_exposure``, see ``plan.pool.t_exposure_table``), else the exact
-    exposure -log1p(-F_t(latent)) from ``distributions.upper_tail_t_normed``."""
-    if not hazard > 0.0:
-        return clock.shape[1]
-    p = tabulated_default_period(latent, 1.0 / hazard, pp.t_exposure, pp.t_exposure_l0, pp.t_exposure_inv_step,
-                                 pp.t_exposure_last, pp.t_exposure_tol, clock, start, scale, j, k_obs, base, mult)
-    if p >= 0:
-        return p
-    u = upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba)
-    return exact_default_period(-math.log1p(-u) / hazard, clock, start, scale, j, k_obs, base, mult)
-
-
-@jit  # a call, not inlined: the rare exact branch of gaussian_default_period and the Student-t copula's search
+@jit  # a call, not inlined: the rare exact branch after tabulated_default_period
 def exact_default_period(need, clock, start, scale, j, k_obs, base, mult):
     """:func:`default_period` compiled once on its own (a second inlined copy would lengthen the
     path kernel's compile for a branch taken about once in 10^4 defaults)."""

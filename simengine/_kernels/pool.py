@@ -41,11 +41,11 @@ from ..rng import (
 )
 from .distributions import beta_quantile, t_tail_norms, upper_tail_normal, upper_tail_t_normed
 from .hazard import (
+    exact_default_period,
     fill_clock_start,
     first_period_exceeding,
-    gaussian_default_period,
     screen_index,
-    t_default_period,
+    tabulated_default_period,
 )
 
 
@@ -299,12 +299,16 @@ def pool_block(pp, seed, paths, row0, global_shift, chi2_scale, antithetic, prov
                 k_obs = obs_period[pp.licensee_technology[i]]
                 mult = pp.obsolescence_multiplier[pp.licensee_technology[i]]
                 base = clock[j, k_obs - 1] if 0 < k_obs < T else 0.0
-                if pp.copula_t:  # exposure = -log(1 - U), U the copula uniform: low latent = early default
-                    period = t_default_period(latent, hazard, pp, t_ab, t_ba, clock, clock_start, clock_scale, j, k_obs,
-                                              base, mult)
-                else:
-                    period = gaussian_default_period(latent, hazard, clock, clock_start, clock_scale, j, k_obs, base,
-                                                     mult)
+                period = T
+                if hazard > 0.0:  # the tabulated exposure (plan.pool.exposure_table), else the exact one
+                    period = tabulated_default_period(latent, 1.0 / hazard, pp.exposure, pp.exposure_l0,
+                                                      pp.exposure_inv_step, pp.exposure_last, pp.exposure_tol, clock,
+                                                      clock_start, clock_scale, j, k_obs, base, mult)
+                    if period < 0:  # exposure = -log(1 - U), U the copula uniform: low latent = early default
+                        u = (upper_tail_t_normed(-latent, pp.dof, t_ab, t_ba) if pp.copula_t
+                             else upper_tail_normal(-latent))
+                        period = exact_default_period(-math.log1p(-u) / hazard, clock, clock_start, clock_scale, j,
+                                                      k_obs, base, mult)
             licensee_period[i] = period
             if period < T:
                 n_defaults += 1

@@ -13,8 +13,8 @@ from .providers import migration_arrays
 
 PoolPlan = namedtuple("PoolPlan", [
     "periods", "dt_years", "copula_t", "dof", "default_on", "obsolescence_on", "demand_on", "legal_on",
-    # Student-t copula: a defaulting licensee's exposure tabulated over its latent (t_exposure_table)
-    "t_exposure", "t_exposure_l0", "t_exposure_inv_step", "t_exposure_last", "t_exposure_tol",
+    # a defaulting licensee's exposure tabulated over its latent, for the plan's copula (exposure_table)
+    "exposure", "exposure_l0", "exposure_inv_step", "exposure_last", "exposure_tol",
     # factors: F = factor_root @ g, g[0] = the global factor
     "factor_root", "factor_identity",
     # licensees, shape (licensees,)
@@ -97,8 +97,8 @@ def check_pool_plan(pool: PoolPlan) -> None:
     classes = np.asarray(pool.licensee_hazard_class)
     if classes.size and (classes.min() < 0 or classes.max() >= pool.survival_threshold.shape[0]):
         raise ValueError("plan.pool.licensee_hazard_class indexes past plan.pool.survival_threshold")
-    if pool.copula_t and len(pool.t_exposure) != pool.t_exposure_last + 1:
-        raise ValueError("plan.pool.t_exposure has the wrong length for its grid (see t_exposure_table)")
+    if len(pool.exposure) != pool.exposure_last + 1:
+        raise ValueError("plan.pool.exposure has the wrong length for its grid (see exposure_table)")
     if len(pool.provider_migrates) > counts["providers"]:
         raise ValueError("plan.pool.provider_migrates has more rows than the provider table")
 
@@ -132,20 +132,32 @@ def survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: b
             "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
 
 
+# The Gaussian copula's table: step 2^-8 over latents [-8, 4]. Linear interpolation errs by at most
+# step^2 / 8 * max g'' for g(L) = -log(1 - Phi(L)); g' is the normal hazard lambda(L) = phi(L) / (1 -
+# Phi(L)) and g'' = lambda (lambda - L) lies in (0, 1), so the error is below 2^-16 / 8 = 1.9e-6. The
+# values use the kernels' own formula, whose rounding (about 1e-11 at L = 4, where 1 - Phi(L)
+# cancels) is far inside the factor 2 the tolerance keeps. test_properties checks the bound.
+EXPOSURE_L0, EXPOSURE_INV_STEP, EXPOSURE_LAST, EXPOSURE_TOL = -8.0, 256.0, 12 * 256, 4e-6
 T_EXPOSURE_L0, T_EXPOSURE_INV_STEP, T_EXPOSURE_LAST = -16.0, 128.0, 24 * 128  # latents -16 .. 8, step 2^-7
+SQRT1_2 = 0.7071067811865476  # as _kernels.distributions.upper_tail_normal
 
 
-def t_exposure_table(copula_t: bool, dof: float) -> dict:
-    """The Student-t copula's exposure g(L) = -log(1 - F_t(L)) at latents L on a grid (step
-    2^-7 over [-16, 8]) for :func:`simengine._kernels.hazard.tabulated_default_period`, with the
-    tolerance its linear interpolation keeps: 4 x the largest error at the midpoints of the grid
+def exposure_table(copula_t: bool, dof: float) -> dict:
+    """A defaulting licensee's exposure g(L) = -log(1 - F(L)) at latents L on a grid, F the
+    copula's marginal CDF, for :func:`simengine._kernels.hazard.tabulated_default_period`, with the
+    tolerance its linear interpolation keeps.
+
+    Gaussian: the grid and derived tolerance above (:data:`EXPOSURE_TOL`). Student-t with ``dof``:
+    step 2^-7 over [-16, 8]; the tolerance is 4 x the largest error at the midpoints of the grid
     (where a linear interpolant of a function with slowly varying g'' errs most; 2^-7 is small
     beside the scale on which g'' varies), plus 1e-9 for the difference between SciPy's t tail and
     the kernel's own (2e-12 relative, see test_properties) and the kernel's log1p cancellation.
-    Empty with a Gaussian copula (its table is a constant of the kernels)."""
+    """
     if not copula_t:
-        return {"t_exposure": np.zeros(0), "t_exposure_l0": 0.0, "t_exposure_inv_step": 0.0, "t_exposure_last": 0,
-                "t_exposure_tol": 0.0}
+        grid = EXPOSURE_L0 + np.arange(EXPOSURE_LAST + 1) / EXPOSURE_INV_STEP  # exact grid points
+        table = np.array([-math.log1p(-(0.5 * math.erfc(-x * SQRT1_2))) for x in grid.tolist()])
+        return {"exposure": table, "exposure_l0": EXPOSURE_L0, "exposure_inv_step": EXPOSURE_INV_STEP,
+                "exposure_last": EXPOSURE_LAST, "exposure_tol": EXPOSURE_TOL}
     from scipy import special
 
     def exposure(x):
@@ -154,8 +166,8 @@ def t_exposure_table(copula_t: bool, dof: float) -> dict:
     grid = T_EXPOSURE_L0 + np.arange(T_EXPOSURE_LAST + 1) / T_EXPOSURE_INV_STEP
     table = exposure(grid)
     midpoint_error = np.abs(0.5 * (table[:-1] + table[1:]) - exposure(grid[:-1] + 0.5 / T_EXPOSURE_INV_STEP)).max()
-    return {"t_exposure": table, "t_exposure_l0": T_EXPOSURE_L0, "t_exposure_inv_step": T_EXPOSURE_INV_STEP,
-            "t_exposure_last": T_EXPOSURE_LAST, "t_exposure_tol": float(4.0 * midpoint_error + 1e-9)}
+    return {"exposure": table, "exposure_l0": T_EXPOSURE_L0, "exposure_inv_step": T_EXPOSURE_INV_STEP,
+            "exposure_last": T_EXPOSURE_LAST, "exposure_tol": float(4.0 * midpoint_error + 1e-9)}
 
 
 def pick(override, default):
@@ -303,7 +315,7 @@ def compile_pool(sc: Scenario, providers: list) -> tuple[PoolPlan, dict]:
     pool = PoolPlan(
         periods=T, dt_years=dt, copula_t=dflt.copula == "student_t", dof=float(dflt.dof),
         **survival_screen(ls_hazard, T * dt, dflt.copula == "student_t", float(dflt.dof)),
-        **t_exposure_table(dflt.copula == "student_t", float(dflt.dof)),
+        **exposure_table(dflt.copula == "student_t", float(dflt.dof)),
         default_on=dflt.enabled, obsolescence_on=ob.enabled, demand_on=de.enabled, legal_on=legal.enabled,
         factor_root=np.ascontiguousarray(root), factor_identity=identity,
         licensee_hazard_annual=ls_hazard, licensee_industry=ls_ind, licensee_technology=ls_tech,
