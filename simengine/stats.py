@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -18,13 +19,30 @@ def weighted_mean_se(values: np.ndarray, weights: np.ndarray, pairs: bool = Fals
     pairs : paths 2m and 2m+1 are antithetic (dependent): the error is that of the n/2 pair means.
     Returns (mean, se): floats, or ndarray(float64) of shape (m,) each.
     """
-    wx = np.ascontiguousarray(values * weights)
-    mean = wx.mean(axis=-1)
-    if pairs and wx.shape[-1] % 2 == 0:
+    values = np.asarray(values)
+    unit = values.dtype == np.float64 and unit_weights(weights)  # then w·x is x, bit for bit
+    wx = np.ascontiguousarray(values if unit else values * weights)
+    mean = wx.mean(axis=-1, keepdims=True)  # the bits of wx.mean(axis=-1) and of std's own mean
+    paired = pairs and wx.shape[-1] % 2 == 0
+    if paired:
         wx = 0.5 * (wx[..., 0::2] + wx[..., 1::2])
     m = wx.shape[-1]
-    se = wx.std(axis=-1, ddof=1) / math.sqrt(m) if m > 1 else np.full(wx.shape[:-1], math.nan)
+    if m > 1:  # std's own first pass is the mean already taken (unless the pair means replaced wx)
+        se = wx.std(axis=-1, ddof=1, **({} if paired else {"mean": mean})) / math.sqrt(m)
+    else:
+        se = np.full(wx.shape[:-1], math.nan)
+    mean = mean[..., 0]
     return (float(mean), float(se)) if wx.ndim == 1 else (mean, se)
+
+
+def unit_weights(weights: np.ndarray) -> bool:
+    """Whether every weight is exactly 1 (plain or antithetic sampling, not importance sampling).
+
+    Then w·x is x bit for bit, and the weighted CDF of n sorted paths is (i + 1) / n exactly (a
+    running sum of ones over their sum, both exact below 2^53), so the helpers here can skip the
+    products, the gathers and the running sums and still return the same bits.
+    """
+    return weights.shape[0] > 0 and bool((weights == 1.0).all())
 
 
 def variance_reduction(values: np.ndarray, weights: np.ndarray, se: float) -> float:
@@ -60,7 +78,7 @@ def batch_se(statistic, arrays: tuple, batches: int = BATCHES, pairs: bool = Fal
 
     ``order``: the stable argsort of the full sample's sort key (ndarray(int64), shape (n,)), for a
     statistic that sorts; each batch's own stable order is then cut from it in O(n)
-    (:func:`sub_order`) instead of sorted again, and passed as ``statistic(..., order=...)``.
+    (:func:`batch_orders`) instead of sorted again, and passed as ``statistic(..., order=...)``.
     """
     n = arrays[0].shape[0]
     step = 2 if pairs else 1
@@ -68,21 +86,28 @@ def batch_se(statistic, arrays: tuple, batches: int = BATCHES, pairs: bool = Fal
     if size < step or batches < 2:
         extra = {} if order is None else {"order": order}
         return np.full(len(np.atleast_1d(statistic(*arrays, **extra))), math.nan)
+    orders = batch_orders(order, size, batches) if order is not None else None
     values = []
     for b in range(batches):
-        extra = {} if order is None else {"order": sub_order(order, b * size, (b + 1) * size)}
+        extra = {} if order is None else {"order": orders[b]}
         values.append(statistic(*(a[b * size:(b + 1) * size] for a in arrays), **extra))
     return np.array(values).std(axis=0, ddof=1) / math.sqrt(batches)
 
 
-def sub_order(order: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """The stable argsort of ``x[lo:hi]`` from ``order``, the stable argsort of ``x``.
+def batch_orders(order: np.ndarray, size: int, batches: int) -> list[np.ndarray]:
+    """The stable argsort of each batch ``x[b * size:(b + 1) * size]`` cut from ``order``, the
+    stable argsort of ``x``: ndarray(int64) each, shape (size,).
 
-    A stable sort orders by (value, index); keeping the indices in [lo, hi) keeps that order, so
-    this equals ``np.argsort(x[lo:hi], kind="stable")`` exactly (NaN last in both).
+    A stable sort orders by (value, index); keeping the indices of one batch keeps that order, so
+    each equals ``np.argsort(x[lo:hi], kind="stable")`` exactly (NaN last in both). One stable sort
+    by batch number (a radix sort of small integers) groups them all in a few passes over ``order``.
     """
-    kept = order[(order >= lo) & (order < hi)]
-    return kept - lo
+    batch = order // size
+    np.minimum(batch, batches, out=batch)  # paths past the last whole batch: one group, dropped
+    batch = batch.astype(np.uint8 if batches < 255 else np.int64)
+    grouped = order[np.argsort(batch, kind="stable")]
+    ends = np.cumsum(np.bincount(batch, minlength=batches + 1))
+    return [grouped[(ends[b - 1] if b else 0):ends[b]] - b * size for b in range(batches)]
 
 
 def wilson(p: float, n_eff: float, z: float = Z95) -> tuple[float, float]:
@@ -106,8 +131,23 @@ def upper_bound_no_events(n_eff: float, confidence: float = 0.95) -> float:
 
 
 def stable_order(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")``: the one sort the quantile helpers share."""
-    return np.argsort(values, kind="stable")
+    """``np.argsort(values, kind="stable")``, exactly: the one sort the quantile helpers share.
+
+    values : ndarray, shape (n,);  returns ndarray(int64), shape (n,)
+    A stable sort orders by (value, index), 0.0 and -0.0 being equal and NaN last. Where most
+    values are zero (a tranche that rarely loses) only the others are sorted: the indices below
+    zero sorted, then every zero in index order, then the indices above zero sorted, then NaN.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1 or values.dtype.kind != "f" or values.shape[0] < 1024:
+        return np.argsort(values, kind="stable")
+    zero = values == 0.0
+    if np.count_nonzero(zero) * 4 < values.shape[0]:  # mostly non-zero: one sort is cheaper
+        return np.argsort(values, kind="stable")
+    below = np.flatnonzero(values < 0.0)
+    above = np.flatnonzero(values > 0.0)
+    return np.concatenate([below[np.argsort(values[below], kind="stable")], np.flatnonzero(zero),
+                           above[np.argsort(values[above], kind="stable")], np.flatnonzero(np.isnan(values))])
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels, order: np.ndarray | None = None) -> list[float]:
@@ -117,9 +157,46 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels, order: n
     order : ndarray(int64), shape (n,), optional: :func:`stable_order` of ``values`` if already known
     """
     order = stable_order(values) if order is None else order
+    n = values.shape[0]
+    if unit_weights(weights):  # cdf[i] = (i + 1) / n: searched without building it or gathering values
+        return [float(values[order[min(_unit_cdf_search(n, a - 1e-12), n - 1)]]) for a in levels]
     cdf = np.cumsum(weights[order]) / weights.sum()
     x = values[order]
     return [float(x[min(int(np.searchsorted(cdf, a - 1e-12)), len(x) - 1)]) for a in levels]
+
+
+def _unit_cdf_search(n: int, target: float) -> int:
+    """``np.searchsorted(cdf, target)`` for the unit-weight CDF ``cdf[i] = (i + 1) / n`` (float64,
+    correctly rounded as numpy divides the exact running sum by the exact total): the first i
+    with cdf[i] >= target, else n; a bisection on the same rounded quotients."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if float(mid + 1) / float(n) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@functools.lru_cache(maxsize=4)
+def _unit_share_cdf(n: int) -> np.ndarray:
+    """``np.cumsum`` of n copies of 1 / n: the CDF :func:`weighted_quantile_es` accumulates from unit
+    weights (a running sum of the rounded share, so not (i + 1) / n); one per sample size, read-only."""
+    cdf = np.cumsum(np.full(n, 1.0 / float(n)))
+    cdf.flags.writeable = False
+    return cdf
+
+
+def _first_true(predicate, lo: int, hi: int) -> int:
+    """The first i in [lo, hi) where the monotone (False then True) ``predicate(i)`` holds, else hi."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if predicate(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def weighted_quantiles_columns(values: np.ndarray, weights: np.ndarray, levels) -> np.ndarray:
@@ -176,6 +253,8 @@ def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels,
     ``order``: :func:`stable_order` of ``values`` if already known.
     """
     order = stable_order(values) if order is None else order
+    if unit_weights(weights):
+        return _unit_quantile_es(values, levels, order)
     x = values[order]
     w = weights[order] / weights.sum()
     cdf = np.cumsum(w)
@@ -193,6 +272,31 @@ def weighted_quantile_es(values: np.ndarray, weights: np.ndarray, levels,
     return out
 
 
+def _unit_quantile_es(values: np.ndarray, levels, order: np.ndarray) -> list[tuple[float, float]]:
+    """:func:`weighted_quantile_es` with unit weights, the same bits, gathering only the tail.
+
+    Every weight share is 1 / n; the sorted values above VaR are one run of positions (NaN sorts
+    last and is above nothing), found by bisection, and they are summed in the same order as
+    the general helper sums them.
+    """
+    n = values.shape[0]
+    share = 1.0 / float(n)
+    cdf = _unit_share_cdf(n)
+    nan_from = _first_true(lambda p: bool(np.isnan(values[order[p]])), 0, n)
+    out = []
+    for a in levels:
+        i = min(int(np.searchsorted(cdf, a - 1e-12, side="left")), n - 1)
+        var = float(values[order[i]])
+        lo = nan_from if i >= nan_from else _first_true(lambda p, v=var: bool(values[order[p]] > v), i + 1, nan_from)
+        w = np.full(nan_from - lo, share)
+        tail_mass = 1.0 - a
+        beyond = float((w * values[order[lo:nan_from]]).sum())
+        mass_above = float(w.sum())
+        es = (beyond + var * max(tail_mass - mass_above, 0.0)) / tail_mass if tail_mass > 0 else var
+        out.append((var, es))
+    return out
+
+
 def exceedance_at(values: np.ndarray, weights: np.ndarray, x: np.ndarray,
                   order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Weighted P(L > x) at the given points with its standard error: (probability, se).
@@ -203,10 +307,15 @@ def exceedance_at(values: np.ndarray, weights: np.ndarray, x: np.ndarray,
     n = values.shape[0]
     order = stable_order(values) if order is None else order
     v = values[order]
+    first_above = np.searchsorted(v, x, side="right")
+    if unit_weights(weights):  # the running sums of ones from the top are exact: n - i
+        tail = (n - first_above).astype(np.float64)
+        prob = tail / n
+        se = np.sqrt(np.maximum(tail / n - prob * prob, 0.0) / max(n - 1, 1))
+        return prob, se
     w = weights[order]
     tail_w = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
     tail_w2 = np.concatenate([np.cumsum((w * w)[::-1])[::-1], [0.0]])
-    first_above = np.searchsorted(v, x, side="right")
     prob = tail_w[first_above] / n
     second = tail_w2[first_above] / n
     se = np.sqrt(np.maximum(second - prob * prob, 0.0) / max(n - 1, 1))

@@ -27,10 +27,14 @@ from simengine.analysis.attribution import (
 from simengine.analysis.crn import CommonRandomNumbers
 from simengine.engine import ledgers, ledgers_threaded
 from simengine.stats import (
+    _unit_cdf_search,  # its contract is np.searchsorted's
+    batch_orders,
     batch_se,
     exceedance,
+    exceedance_at,
     stable_order,
-    sub_order,
+    unit_weights,
+    weighted_mean_se,
     weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_columns,
@@ -63,8 +67,103 @@ def test_one_sort_gives_the_bits_of_many():
         for pairs in (False, True):
             got = batch_se(tail, (x, w), pairs=pairs, order=order)
             assert got.tobytes() == batch_se(tail, (x, w), pairs=pairs).tobytes(), i
-        for lo, hi in ((0, len(x)), (len(x) // 3, len(x) - len(x) // 4)):
-            assert np.array_equal(sub_order(order, lo, hi), np.argsort(x[lo:hi], kind="stable"))
+        for size, batches in ((len(x), 1), (max(1, len(x) // 20), 20), (max(1, len(x) // 3), 2), (1, 2)):
+            for b, got in enumerate(batch_orders(order, size, batches)):
+                assert np.array_equal(got, np.argsort(x[b * size:(b + 1) * size], kind="stable")), (i, size, b)
+
+
+def test_the_stable_order_is_numpys_stable_argsort():
+    rng = np.random.default_rng(8)
+    for n in (1, 1_023, 1_024, 5_000, 200_001):
+        x = rng.random(n)
+        for share_zero in (0.0, 0.3, 0.8, 0.999, 1.0):
+            y = np.where(rng.random(n) < share_zero, rng.choice([0.0, -0.0], size=n), x)
+            y[rng.random(n) < 0.01] = rng.choice([np.nan, -np.inf, np.inf, -0.5, 1.0])
+            for v in (y, np.round(y, 2), -y):
+                assert np.array_equal(stable_order(v), np.argsort(v, kind="stable")), (n, share_zero)
+
+
+# the general formulas of simengine.stats, written out: the unit-weight shortcuts must give their bits
+def reference_quantiles(x, w, levels):
+    order = np.argsort(x, kind="stable")
+    cdf = np.cumsum(w[order]) / w.sum()
+    return [float(x[order][min(int(np.searchsorted(cdf, a - 1e-12)), len(x) - 1)]) for a in levels]
+
+
+def reference_quantile_es(x, w, levels):
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order] / w.sum()
+    cdf = np.cumsum(ws)
+    out = []
+    for a in levels:
+        var = float(xs[min(int(np.searchsorted(cdf, a - 1e-12)), len(xs) - 1)])
+        above = xs > var
+        beyond, mass = float((ws[above] * xs[above]).sum()), float(ws[above].sum())
+        out.append((var, (beyond + var * max(1.0 - a - mass, 0.0)) / (1.0 - a)))
+    return out
+
+
+def reference_exceedance(x, w, points):
+    order = np.argsort(x, kind="stable")
+    ws, n = w[order], len(x)
+    tail = np.concatenate([np.cumsum(ws[::-1])[::-1], [0.0]])
+    tail2 = np.concatenate([np.cumsum((ws * ws)[::-1])[::-1], [0.0]])
+    k = np.searchsorted(x[order], points, side="right")
+    prob = tail[k] / n
+    return prob, np.sqrt(np.maximum(tail2[k] / n - prob * prob, 0.0) / max(n - 1, 1))
+
+
+def reference_mean_se(x, w, pairs):
+    wx = x * w
+    mean = wx.mean()
+    if pairs and len(wx) % 2 == 0:
+        wx = 0.5 * (wx[0::2] + wx[1::2])
+    return float(mean), float(wx.std(ddof=1) / np.sqrt(len(wx))) if len(wx) > 1 else np.nan
+
+
+def same(a, b) -> bool:
+    """The same float64 bits (NaN included)."""
+    return np.array(a, dtype=np.float64).tobytes() == np.array(b, dtype=np.float64).tobytes()
+
+
+def unit_samples(seed: int):
+    """Unit-weight samples with what a shortcut could get wrong: ties, atoms at the quantile
+    levels, signed zeros, NaN (sorted last, above nothing), one path, odd and even sizes."""
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 3, 20, 999, 1_000, 20_001, 100_000):  # from ~1e5 the running sum of 1/n drifts from (i+1)/n
+        x = np.where(rng.random(n) < 0.4, rng.random(n), rng.choice([0.0, -0.0, 0.25, 1.0], size=n))
+        yield x
+        y = x.copy()
+        y[rng.random(n) < 0.02] = np.nan
+        yield y
+        yield np.round(rng.normal(size=n), 1)  # negative values, many ties
+        yield rng.random(n)  # no ties: a quantile one order statistic off shows
+
+
+def test_unit_weight_shortcuts_give_the_bits_of_the_general_formulas():
+    levels = (0.001, 0.05, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999)
+    for i, x in enumerate(unit_samples(5)):
+        w = np.ones(len(x))
+        assert unit_weights(w) and not unit_weights(np.append(w[:-1], 1.0 + 2e-16) if len(w) > 1 else w * 2)
+        assert same(weighted_quantiles(x, w, levels), reference_quantiles(x, w, levels)), i
+        got, ref = weighted_quantile_es(x, w, levels), reference_quantile_es(x, w, levels)
+        assert same(got, ref), i
+        points = np.unique(np.concatenate([x[~np.isnan(x)][:50], [-1.0, 0.0, 0.5, 2.0]]))
+        for a, b in zip(exceedance_at(x, w, points), reference_exceedance(x, w, points)):
+            assert a.tobytes() == b.tobytes(), i
+        for pairs in (False, True):
+            assert same(weighted_mean_se(x, w, pairs), reference_mean_se(x, w, pairs)), (i, pairs)
+    for n in (1, 3, 10, 1_000, 99_991):  # the bisection is np.searchsorted on the rounded quotients
+        cdf = np.arange(1, n + 1) / float(n)
+        for t in np.concatenate([cdf[:: max(1, n // 50)], [0.0, 0.95 - 1e-12, 1.0, 2.0]]):
+            for target in (np.nextafter(t, -1), t, np.nextafter(t, 2)):
+                assert _unit_cdf_search(n, float(target)) == int(np.searchsorted(cdf, target)), (n, target)
+    # the reused mean holds for weighted paths and (m, n) rows too
+    rng = np.random.default_rng(6)
+    x, w = rng.random((3, 1_001)), rng.lognormal(size=1_001)
+    mean, se = weighted_mean_se(x, w)
+    for r in range(3):
+        assert same([mean[r], se[r]], reference_mean_se(x[r], w, False)), r
 
 
 def test_exceedance_points_are_np_unique_even_with_signed_zeros():

@@ -30,7 +30,7 @@ from .._layout import P_COLLECTIONS, T_LOSS
 from ..engine import RunSpec
 from ..plan import Plan
 from ..plan.pool import largest_licensees
-from ..stats import batch_se
+from ..stats import batch_se, stable_order
 from .crn import BASES, CommonRandomNumbers
 from .drivers import AnalysisInputError
 
@@ -71,7 +71,7 @@ def only_licensee(plan: Plan, licensee: int) -> Plan:
 
 def _es_contributions(loss: np.ndarray, w: np.ndarray, shares: np.ndarray, level: float) -> np.ndarray:
     """ES at ``level`` of ``loss`` and its allocation by ``shares`` (paths, m); returns (m + 1,): ES first."""
-    order = np.argsort(loss, kind="stable")
+    order = stable_order(loss)
     x = loss[order]
     wn = w[order] / w.sum()
     cdf = np.cumsum(wn)

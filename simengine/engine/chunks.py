@@ -221,8 +221,12 @@ def chunk_tables(plan: Plan, first_path: int, out: ChunkOutputs) -> tuple[pa.Tab
     n_tr = len(plan.tranche_names)
     paths = np.arange(first_path, first_path + n, dtype=np.int64)
 
+    # one transposed copy makes every column contiguous: gathering each one from the (path, basis,
+    # tranche, output) layout read the whole array once per column
+    by_column = np.ascontiguousarray(out.tranche.transpose(1, 3, 0, 2))
+
     def column(basis: int, name: str) -> pa.Array | np.ndarray:
-        v = out.tranche[:, basis, :, TRANCHE_OUT.index(name)].reshape(-1)
+        v = by_column[basis, TRANCHE_OUT.index(name)].reshape(-1)
         if TRANCHE_OUT.index(name) == T_FIRST_SHORTFALL:
             return pa.array(v.astype(np.int32), mask=v < 0)
         return v > 0 if name == "defaulted" else v

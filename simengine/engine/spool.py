@@ -32,6 +32,7 @@ from .._progress import PhaseClock
 from .._version import __version__
 from ..plan import Plan
 from ..scenario import Scenario
+from ..stats import stable_order
 from .chunks import chunk_tables, run_chunk
 from .sampling import Sampling
 
@@ -277,21 +278,34 @@ class SpooledColumns:
         self.clock = clock or PhaseClock()
         self._columns: dict[tuple[str, str], np.ndarray] = {}
         self._orders: dict[tuple[str, int | None], np.ndarray] = {}
+        self._parts: dict[str, list[pa.Table]] = {}
+
+    def _mapped(self, folder: str) -> list[pa.Table]:
+        """``folder``'s parts, each memory-mapped once and kept (opening a part costs more than
+        copying one of its columns)."""
+        if folder not in self._parts:
+            self._parts[folder] = [read_arrow(self.spool / folder / p) for p in self.parts]
+        return self._parts[folder]
 
     def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
         """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
-        return pa.concat_tables([read_arrow(self.spool / folder / p, columns) for p in self.parts])
+        if not self.parts:
+            return pa.concat_tables([])
+        tables = self._mapped(folder)
+        return pa.concat_tables([t.select(columns) for t in tables] if columns is not None else tables)
 
     def tables(self, folder: str):
-        """``folder``'s table part by part (a generator: one part in memory at a time)."""
-        return (read_arrow(self.spool / folder / p) for p in self.parts)
+        """``folder``'s table part by part (memory-mapped: a part's pages are read as it is used)."""
+        return iter(self._mapped(folder))
 
     def column(self, folder: str, name: str) -> np.ndarray:
         """One column over every part, ndarray, shape (rows,); read on first use, then kept."""
         key = (folder, name)
         if key not in self._columns:
             with self.clock("read_spool"):
-                self._columns[key] = np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False))
+                arrays = [c.to_numpy(zero_copy_only=False) for t in self._mapped(folder) for c in t.column(name).chunks]
+                self._columns[key] = (np.concatenate(arrays) if arrays else
+                                      np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False)))
         return self._columns[key]
 
     def matrix(self, name: str) -> np.ndarray:
@@ -304,7 +318,7 @@ class SpooledColumns:
         once, shared by every quantile, tail, curve and batch-means error of that column."""
         if (name, k) not in self._orders:
             values = self.column("pool_paths", name) if k is None else self.matrix(name)[:, k]
-            self._orders[(name, k)] = np.argsort(values, kind="stable")
+            self._orders[(name, k)] = stable_order(values)
         return self._orders[(name, k)]
 
     def weighted_losses(self, n: int) -> np.ndarray:
@@ -321,3 +335,4 @@ class SpooledColumns:
         """Drop what was kept (a later call reads it again)."""
         self._columns.clear()
         self._orders.clear()
+        self._parts.clear()

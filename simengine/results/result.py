@@ -29,6 +29,8 @@ from ..stats import (
     event_sampling_ok,
     exceedance,
     kish_ess,
+    stable_order,
+    unit_weights,
     upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
@@ -57,8 +59,12 @@ def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarra
     """Statistics that are not plain means (their errors come from batch means): LGD, WAL, median
     loss, then VaR and ES at each of ``LEVELS``. ``order``: the stable argsort of ``loss`` (one
     sort serves the median and the tail)."""
-    order = np.argsort(loss, kind="stable") if order is None else order
-    return np.array([_ratio(w * loss, w * defaulted), _ratio(w * wal, w), weighted_quantiles(loss, w, [0.5], order)[0]]
+    order = stable_order(loss) if order is None else order
+    if unit_weights(w) and all(a.dtype == np.float64 for a in (loss, defaulted, wal)):  # w·x is x, bit for bit
+        ratios = [_ratio(loss, defaulted), _ratio(wal, w)]
+    else:
+        ratios = [_ratio(w * loss, w * defaulted), _ratio(w * wal, w)]
+    return np.array(ratios + [weighted_quantiles(loss, w, [0.5], order)[0]]
                     + [v for pair in weighted_quantile_es(loss, w, LEVELS, order) for v in pair])
 
 
