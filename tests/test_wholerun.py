@@ -26,6 +26,7 @@ from simengine.analysis.attribution import (
 )
 from simengine.analysis.crn import CommonRandomNumbers
 from simengine.engine import ledgers, ledgers_threaded
+from simengine.results.result import worst_path
 from simengine.stats import (
     _unit_cdf_search,  # its contract is np.searchsorted's
     batch_orders,
@@ -70,6 +71,17 @@ def test_one_sort_gives_the_bits_of_many():
         for size, batches in ((len(x), 1), (max(1, len(x) // 20), 20), (max(1, len(x) // 3), 2), (1, 2)):
             for b, got in enumerate(batch_orders(order, size, batches)):
                 assert np.array_equal(got, np.argsort(x[b * size:(b + 1) * size], kind="stable")), (i, size, b)
+
+
+def test_the_worst_path_is_the_first_of_the_lexsort():
+    rng = np.random.default_rng(9)
+    for n in (1, 2, 50, 5_000):
+        for _ in range(20):
+            keys = [rng.choice([0.0, -0.0, 0.5, 1.0, np.nan], size=n, p=[0.4, 0.1, 0.2, 0.2, 0.1]) for _ in range(3)]
+            if rng.random() < 0.2:
+                keys[0][:] = np.nan
+            order = np.lexsort((np.arange(n), -keys[2], -keys[1], -keys[0]))
+            assert worst_path(*keys) == int(order[0])
 
 
 def test_the_stable_order_is_numpys_stable_argsort():

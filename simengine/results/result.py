@@ -34,6 +34,7 @@ from ..stats import (
     upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
+    weighted_means,
     weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_rows,
@@ -66,6 +67,21 @@ def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarra
         ratios = [_ratio(w * loss, w * defaulted), _ratio(w * wal, w)]
     return np.array(ratios + [weighted_quantiles(loss, w, [0.5], order)[0]]
                     + [v for pair in weighted_quantile_es(loss, w, LEVELS, order) for v in pair])
+
+
+def worst_path(*keys: np.ndarray) -> int:
+    """The first path of ``np.lexsort((paths, -keys[-1], ..., -keys[0]))`` in O(paths): the largest
+    first key, ties broken by the next keys (largest first) and then by the lower path. NaN sorts
+    last, as in the sort: a key that is NaN on every remaining path ties them all.
+
+    keys : ndarray(float64), each shape (paths,)
+    """
+    rows = np.arange(keys[0].shape[0])
+    for key in keys:
+        v = key[rows]
+        if not np.isnan(v).all():
+            rows = rows[v == np.nanmax(v)]
+    return int(rows[0])
 
 
 def _quantiles(levels):
@@ -218,11 +234,10 @@ class SimulationResult:
             wal = self._matrix(prefix + "wal_years")
             pv = self._matrix(prefix + "pv_loss_fraction")
             short = self._matrix(prefix + "interest_shortfall_amount")
+            means = weighted_means([x[:, k] for k in range(len(rows)) for x in (defaulted, loss, pv, short)], w, pairs,
+                                   self.threads)
             for k, row in enumerate(rows):
-                pd_, pd_se = weighted_mean_se(defaulted[:, k], w, pairs)
-                el, el_se = weighted_mean_se(loss[:, k], w, pairs)
-                pv_mean, pv_se = weighted_mean_se(pv[:, k], w, pairs)
-                short_mean, short_se = weighted_mean_se(short[:, k], w, pairs)
+                (pd_, pd_se), (el, el_se), (pv_mean, pv_se), (short_mean, short_se) = means[4 * k:4 * k + 4]
                 no_default = not (defaulted[:, k] > 0).any()
                 if no_default:  # k = 0: the sample SE is 0; bound PD by Clopper-Pearson on the effective size
                     n_eff = ess
@@ -291,9 +306,9 @@ class SimulationResult:
         draws = {kind: self._matrix(f"{kind}_draw_amount") for kind in PROVIDER_KINDS}
         for k, row in enumerate(rows):
             stats = [(f"{kind}_draw_mean_amount", x[:, k]) for kind, x in draws.items()]
-            stats += [(f"p_{kind}_drawn", (x[:, k] > 0).astype(float)) for kind, x in draws.items()]
-            for name, x in stats:
-                row[name], row[name + "_se"] = weighted_mean_se(x, w, pairs)
+            stats += [(f"p_{kind}_drawn", x[:, k] > 0) for kind, x in draws.items()]
+            for (name, _), (mean, se) in zip(stats, weighted_means([x for _, x in stats], w, pairs, self.threads)):
+                row[name], row[name + "_se"] = mean, se
         return pd.DataFrame(rows)
 
     def _check_measure(self, rows: list[dict]) -> None:
@@ -469,8 +484,8 @@ class SimulationResult:
         call = np.asarray(t("call_period"), dtype=float)  # a null (not called) reads as NaN
         called = ~np.isnan(call)
         means["p_called"] = called
-        for key, values in means.items():
-            out[key], out[key + "_se"] = weighted_mean_se(np.asarray(values, dtype=float), w, pairs)
+        for key, (mean, se) in zip(means, weighted_means(list(means.values()), w, pairs, self.threads)):
+            out[key], out[key + "_se"] = mean, se
         out["call_period_mean"] = float((w * call)[called].sum() / w[called].sum()) if called.any() else math.nan
         for name, se in zip(("q50", "q95", "q99", "q999"), q_se):
             out[f"licensee_default_rate_{name}_se"] = float(se)
@@ -517,8 +532,7 @@ class SimulationResult:
         pv = self._matrix("pv_loss_fraction")
         chosen = []
         for k, name in enumerate(self.plan.tranche_names):
-            order = np.lexsort((np.arange(self.paths), -pv[:, k], -short[:, k], -loss[:, k]))
-            chosen.append((name, int(order[0])))
+            chosen.append((name, worst_path(loss[:, k], short[:, k], pv[:, k])))
         with self.clock("worst_paths_ledgers"):
             led, _ = ledgers(self.plan, self.seed, np.array([p for _, p in chosen], np.int64), self.sampling)
         frames = []
