@@ -1,5 +1,5 @@
 """``python -m simengine``: the command line."""
 
-from .cli import main
+from .cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import logging
 import os
 import shutil
@@ -122,6 +123,18 @@ def _batch_options(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="analyses run on each scenario as it finishes: breakevens, sensitivity, "
                         "deterministic_stresses, contributions, provider_cost (default: none)")
     p.add_argument("--analysis-paths", type=positive_int, help="paths each analysis re-runs (default: the run's)")
+
+
+def entry() -> int:
+    """The console script and ``python -m simengine``: :func:`main`, then the interpreter's exit.
+
+    Before that exit every object left is frozen out of the garbage collector: tearing down the
+    modules otherwise walks the million objects that numba, pandas and matplotlib hold, 0.6 s of
+    each run on the benchmark VM. Files are closed and atexit handlers run as before.
+    """
+    code = main()
+    gc.freeze()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
