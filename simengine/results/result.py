@@ -7,6 +7,7 @@ import math
 import shutil
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -508,17 +509,20 @@ class SimulationResult:
 
     def _cashflows(self, led: np.ndarray, n: int) -> pd.DataFrame:
         w = self.weights[:n]
-        rows = []
-        per_period = np.empty((led.shape[1], n))  # one item's periods as contiguous rows, reused
-        for owner, item, c in ledger_columns(self.plan.tranche_names):
-            if item in LEDGER_RATIOS:
-                continue  # ratios (infinite when nothing is due, NaN when not computed): not cash flows
-            np.copyto(per_period, led[:, :, c].T)
+        # ratios (infinite when nothing is due, NaN when not computed) are not cash flows
+        items = [(owner, item, c) for owner, item, c in ledger_columns(self.plan.tranche_names)
+                 if item not in LEDGER_RATIOS]
+
+        def item_rows(owner: str, item: str, c: int) -> list[tuple]:
+            per_period = np.ascontiguousarray(led[:, :, c].T)  # the item's periods as contiguous rows
             qs = weighted_quantiles_rows(per_period, w, CASHFLOW_QUANTILES)  # every period at once
             mean, se = weighted_mean_se(per_period, w, self.sampling.antithetic)
-            rows += [(p + 1, owner, item, float(mean[p]), float(se[p]), *qs[:, p], n) for p in range(len(mean))]
-        return pd.DataFrame(rows, columns=["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95",
-                                           "sample_paths"])
+            return [(p + 1, owner, item, float(mean[p]), float(se[p]), *qs[:, p], n) for p in range(len(mean))]
+
+        with ThreadPoolExecutor(max(1, self.threads)) as pool:  # numpy's partitions release the GIL
+            parts = list(pool.map(lambda args: item_rows(*args), items))
+        columns = ["period", "tranche", "item", "mean", "mean_se", "q05", "q50", "q95", "sample_paths"]
+        return pd.DataFrame([row for part in parts for row in part], columns=columns)
 
     @cached_property
     def worst_paths(self) -> pd.DataFrame:
