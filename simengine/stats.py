@@ -52,6 +52,30 @@ def weighted_means(columns: list, weights: np.ndarray, pairs: bool = False, thre
         return list(pool.map(one, columns))
 
 
+def normal_ppf(q):
+    """``scipy.stats.norm.ppf(q)``, the same bits, without importing ``scipy.stats`` (0.4 s of every
+    start): ``ndtri`` inside (0, 1), the bounds and NaN as SciPy's wrapper sets them
+    (:func:`_scipy_bounds`); its location 0 and scale 1 change no bits. q : float or ndarray(float64)."""
+    from scipy import special
+
+    return _scipy_bounds(q, special.ndtri(q))
+
+
+def t_ppf(q, dof: float):
+    """``scipy.stats.t(dof).ppf(q)``, the same bits, without importing ``scipy.stats``: Student-t
+    quantiles with ``dof`` degrees of freedom from ``stdtrit``, as in :func:`normal_ppf`."""
+    from scipy import special
+
+    return _scipy_bounds(q, special.stdtrit(dof, q))
+
+
+def _scipy_bounds(q, x):
+    """``x`` as SciPy's wrapper finishes a quantile: -inf at q = 0 and inf at q = 1 (``stdtrit``
+    gives inf at 0), and its positive NaN for q outside [0, 1] or NaN."""
+    x = np.where(q == 0.0, -np.inf, np.where(q == 1.0, np.inf, x))
+    return np.where((q >= 0.0) & (q <= 1.0), x, np.nan)[()]
+
+
 def unit_weights(weights: np.ndarray) -> bool:
     """Whether every weight is exactly 1 (plain or antithetic sampling, not importance sampling).
 

@@ -33,7 +33,9 @@ from simengine.stats import (
     batch_se,
     exceedance,
     exceedance_at,
+    normal_ppf,
     stable_order,
+    t_ppf,
     unit_weights,
     weighted_mean_se,
     weighted_quantile_es,
@@ -71,6 +73,18 @@ def test_one_sort_gives_the_bits_of_many():
         for size, batches in ((len(x), 1), (max(1, len(x) // 20), 20), (max(1, len(x) // 3), 2), (1, 2)):
             for b, got in enumerate(batch_orders(order, size, batches)):
                 assert np.array_equal(got, np.argsort(x[b * size:(b + 1) * size], kind="stable")), (i, size, b)
+
+
+def test_the_quantile_functions_are_scipy_stats_bit_for_bit():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(10)
+    q = np.concatenate([[0.0, 5e-324, 1e-300, 1e-20, 1e-10, 0.1, 0.5, 0.9, 1 - 1e-10, 1 - 2.0 ** -53, 1.0,
+                         -0.1, 1.1, np.nan], rng.random(10_000), -np.expm1(-rng.lognormal(0, 3, 10_000))])
+    assert normal_ppf(q).tobytes() == sps.norm.ppf(q).tobytes()
+    assert np.float64(normal_ppf(0.5)).tobytes() == np.float64(sps.norm.ppf(0.5)).tobytes()  # 0.0, not -0.0
+    for dof in (0.5, 1.0, 3.0, 5.5, 30.0, 1000.0):
+        assert t_ppf(q, dof).tobytes() == sps.t(dof).ppf(q).tobytes(), dof
 
 
 def test_the_worst_path_is_the_first_of_the_lexsort():

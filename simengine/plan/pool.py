@@ -9,6 +9,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..scenario import Scenario, factor_names
+from ..stats import normal_ppf, t_ppf
 from .providers import migration_arrays
 
 PoolPlan = namedtuple("PoolPlan", [
@@ -119,15 +120,13 @@ def survival_screen(hazard_annual: np.ndarray, horizon_years: float, copula_t: b
     point just above the path's H and skips the CDF, log and search for every latent above its
     threshold: the same decision, made without them. Grid: H from 1e-4 to 1e4 horizons.
     """
-    from scipy import stats
-
     classes, index = np.unique(hazard_annual, return_inverse=True)
     h0 = 1e-4 * horizon_years
     grid = h0 * np.exp(SCREEN_LOG_RATIO * np.arange(int(math.log(1e8) / SCREEN_LOG_RATIO) + 1))
     q = -np.expm1(-classes[:, None] * grid[None, :])
-    ppf = stats.t(dof).ppf if copula_t else stats.norm.ppf
     with np.errstate(divide="ignore"):
-        thresholds = ppf(q)  # -inf where λ = 0 (never defaults), +inf where q rounds to 1 (never skip)
+        # -inf where λ = 0 (never defaults), +inf where q rounds to 1 (never skip)
+        thresholds = t_ppf(q, dof) if copula_t else normal_ppf(q)
     return {"licensee_hazard_class": index.astype(np.int64), "survival_threshold": thresholds,
             "threshold_h0": float(h0), "threshold_log_ratio": SCREEN_LOG_RATIO}
 

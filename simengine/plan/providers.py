@@ -17,6 +17,7 @@ import numpy as np
 from .._layout import ASK_ORDER, K_LIQUIDITY, N_PROVIDER_KINDS, PROVIDER_KINDS
 from ..ratings import provider_grade
 from ..scenario import Scenario
+from ..stats import normal_ppf
 
 # the scenario section of each provider kind (structure.<section>); a section's provider is named
 # by its section in reimburse steps
@@ -87,8 +88,6 @@ def migration_arrays(providers: list[ProviderRow], periods_per_year: int) -> dic
     (providers, G, G + 1), padded with -inf), migration_default_pd (float64, (providers, G):
     one-year default probability from each grade) and periods_per_year.
     """
-    from scipy import stats
-
     n = len(providers)
     width = max([len(r.migration[0]) for r in providers if r.migration is not None], default=1)
     migrates = np.zeros(n, np.int64)
@@ -106,7 +105,7 @@ def migration_arrays(providers: list[ProviderRow], periods_per_year: int) -> dic
         migrates[j], initial[j], states[j] = 1, start, g + 1
         at_least = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]  # P(next state >= s | g), s = 0..g
         with np.errstate(divide="ignore"):
-            threshold[j, :g, :g + 1] = stats.norm.ppf(np.clip(at_least, 0.0, 1.0))
+            threshold[j, :g, :g + 1] = normal_ppf(np.clip(at_least, 0.0, 1.0))
         threshold[j, :g, 0] = np.inf
         default_pd[j, :g] = p[:, -1]
     return {"provider_migrates": migrates, "provider_initial_grade": initial, "migration_states": states,
