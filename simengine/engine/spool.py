@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -303,10 +304,27 @@ class SpooledColumns:
         key = (folder, name)
         if key not in self._columns:
             with self.clock("read_spool"):
-                arrays = [c.to_numpy(zero_copy_only=False) for t in self._mapped(folder) for c in t.column(name).chunks]
-                self._columns[key] = (np.concatenate(arrays) if arrays else
-                                      np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False)))
+                self._columns[key] = self._read(folder, name)
         return self._columns[key]
+
+    def _read(self, folder: str, name: str) -> np.ndarray:
+        arrays = [c.to_numpy(zero_copy_only=False) for t in self._mapped(folder) for c in t.column(name).chunks]
+        if arrays:
+            return np.concatenate(arrays)
+        return np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False))
+
+    def prefetch(self, folder: str, names: list[str], threads: int) -> None:
+        """Read the columns ``names`` of ``folder`` not read yet, on up to ``threads`` threads: each
+        is one copy of its parts' pages (released from the GIL), and the first touch of those
+        pages, or of the new array's, may wait on the kernel. The same arrays as :meth:`column`."""
+        todo = [n for n in dict.fromkeys(names) if (folder, n) not in self._columns]
+        if threads <= 1 or len(todo) < 2:
+            for n in todo:
+                self.column(folder, n)
+            return
+        self._mapped(folder)  # mapped here, not raced for by the threads
+        with self.clock("read_spool"), ThreadPoolExecutor(min(threads, len(todo))) as pool:
+            self._columns.update(zip(((folder, n) for n in todo), pool.map(lambda n: self._read(folder, n), todo)))
 
     def matrix(self, name: str) -> np.ndarray:
         """A ``tranche_losses`` column as ndarray, shape (paths, tranches)."""

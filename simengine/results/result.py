@@ -48,6 +48,7 @@ LEVELS = (0.95, 0.99, 0.999)
 LEVEL_NAMES = ("95", "99", "999")
 BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
+SUMMARY_COLUMNS = ("loss_fraction", "defaulted", "wal_years", "pv_loss_fraction", "interest_shortfall_amount")
 UNRELIABLE = "unreliable"  # in place of a rating the run's sampling cannot support
 
 
@@ -229,6 +230,8 @@ class SimulationResult:
                      ess_kish=ess, weight_mean=w_mean, weight_mean_se=w_se,
                      weight_max_share=float(w.max() / w.sum()) if n else math.nan)
                 for k, name in enumerate(self.plan.tranche_names)]
+        self.columns.prefetch("tranche_losses", [prefix + name for prefix, _ in BASES for name in SUMMARY_COLUMNS]
+                              + [f"{kind}_draw_amount" for kind in PROVIDER_KINDS], self.threads)
         for prefix, _ in BASES:
             loss = self._matrix(prefix + "loss_fraction")
             defaulted = self._matrix(prefix + "defaulted").astype(float)
