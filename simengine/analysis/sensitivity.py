@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 import pandas as pd
 
-from .._layout import T_DEFAULTED, T_LOSS
 from ..engine import RunSpec
 from .crn import BASES, CommonRandomNumbers
 from .drivers import TORNADO_DRIVERS, AnalysisInputError, available_drivers, check_driver_names, variant_plan
@@ -21,10 +19,8 @@ from .drivers import TORNADO_DRIVERS, AnalysisInputError, available_drivers, che
 log = logging.getLogger("simengine")
 
 
-def _weighted(out) -> tuple[np.ndarray, np.ndarray]:
-    """(w · loss, w · defaulted), each ndarray(float64), shape (paths, 2, tranches)."""
-    w = out.weights[:, None, None]
-    return out.tranche[:, :, :, T_LOSS] * w, out.tranche[:, :, :, T_DEFAULTED] * w
+# (w · loss, w · defaulted) per path, each ndarray(float64), shape (paths, 2, tranches)
+WEIGHTED = ("loss_fraction", "defaulted")
 
 
 def sensitivity(spec: RunSpec, drivers=None, shocks: dict | None = None, paths: int | None = None) -> pd.DataFrame:
@@ -71,7 +67,7 @@ def sensitivity(spec: RunSpec, drivers=None, shocks: dict | None = None, paths: 
             raise AnalysisInputError(f"shocks of {n!r}: expected (down, up), got {pair!r}")
     crn = CommonRandomNumbers(spec, paths if paths is not None else spec.paths)
     t0 = time.perf_counter()
-    base_loss, base_def = _weighted(crn.run())
+    base_loss, base_def = crn.weighted_columns(WEIGHTED)
     base_seconds = time.perf_counter() - t0
     rows = []
     for name in names:
@@ -80,7 +76,7 @@ def sensitivity(spec: RunSpec, drivers=None, shocks: dict | None = None, paths: 
         for side, shock in (("down", float(down)), ("up", float(up))):
             value = d.clip(d.base + shock)
             t1 = time.perf_counter()
-            loss, defaulted = _weighted(crn.run(plan=variant_plan(crn, d, value)))
+            loss, defaulted = crn.weighted_columns(WEIGHTED, plan=variant_plan(crn, d, value))
             seconds = time.perf_counter() - t1
             for k, tranche in enumerate(spec.plan.tranche_names):
                 for b, basis in BASES:
