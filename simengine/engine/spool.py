@@ -279,52 +279,43 @@ class SpooledColumns:
         self.clock = clock or PhaseClock()
         self._columns: dict[tuple[str, str], np.ndarray] = {}
         self._orders: dict[tuple[str, int | None], np.ndarray] = {}
-        self._parts: dict[str, list[pa.Table]] = {}
-
-    def _mapped(self, folder: str) -> list[pa.Table]:
-        """``folder``'s parts, each memory-mapped once and kept (opening a part costs more than
-        copying one of its columns)."""
-        if folder not in self._parts:
-            self._parts[folder] = [read_arrow(self.spool / folder / p) for p in self.parts]
-        return self._parts[folder]
 
     def read(self, folder: str, columns: list[str] | None = None) -> pa.Table:
         """``folder``'s table (``tranche_losses`` or ``pool_paths``) over every part, in path order."""
-        if not self.parts:
-            return pa.concat_tables([])
-        tables = self._mapped(folder)
-        return pa.concat_tables([t.select(columns) for t in tables] if columns is not None else tables)
+        return pa.concat_tables([read_arrow(self.spool / folder / p, columns) for p in self.parts])
 
     def tables(self, folder: str):
-        """``folder``'s table part by part (memory-mapped: a part's pages are read as it is used)."""
-        return iter(self._mapped(folder))
+        """``folder``'s table part by part (a generator: one part in memory at a time)."""
+        return (read_arrow(self.spool / folder / p) for p in self.parts)
 
     def column(self, folder: str, name: str) -> np.ndarray:
         """One column over every part, ndarray, shape (rows,); read on first use, then kept."""
-        key = (folder, name)
-        if key not in self._columns:
-            with self.clock("read_spool"):
-                self._columns[key] = self._read(folder, name)
-        return self._columns[key]
+        self.prefetch(folder, [name])
+        return self._columns[(folder, name)]
 
-    def _read(self, folder: str, name: str) -> np.ndarray:
-        arrays = [c.to_numpy(zero_copy_only=False) for t in self._mapped(folder) for c in t.column(name).chunks]
-        if arrays:
-            return np.concatenate(arrays)
-        return np.asarray(self.read(folder, [name]).column(0).to_numpy(zero_copy_only=False))
+    def prefetch(self, folder: str, names: list[str], threads: int = 1) -> None:
+        """Read the columns ``names`` of ``folder`` not read yet (:meth:`column` reads one).
 
-    def prefetch(self, folder: str, names: list[str], threads: int) -> None:
-        """Read the columns ``names`` of ``folder`` not read yet, on up to ``threads`` threads: each
-        is one copy of its parts' pages (released from the GIL), and the first touch of those
-        pages, or of the new array's, may wait on the kernel. The same arrays as :meth:`column`."""
+        Each part is mapped once for all of them (opening an Arrow file costs more than copying
+        one of its columns) and let go once they are copied; the copies run on up to ``threads``
+        threads (each a copy of its parts' pages, released from the GIL, whose first touch may
+        wait on the kernel).
+        """
         todo = [n for n in dict.fromkeys(names) if (folder, n) not in self._columns]
-        if threads <= 1 or len(todo) < 2:
-            for n in todo:
-                self.column(folder, n)
+        if not todo:
             return
-        self._mapped(folder)  # mapped here, not raced for by the threads
-        with self.clock("read_spool"), ThreadPoolExecutor(min(threads, len(todo))) as pool:
-            self._columns.update(zip(((folder, n) for n in todo), pool.map(lambda n: self._read(folder, n), todo)))
+        with self.clock("read_spool"):
+            table = self.read(folder, todo)
+
+            def one(name: str) -> np.ndarray:
+                return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+
+            if threads <= 1 or len(todo) < 2:
+                arrays = [one(n) for n in todo]
+            else:
+                with ThreadPoolExecutor(min(threads, len(todo))) as pool:
+                    arrays = list(pool.map(one, todo))
+            self._columns.update(zip(((folder, n) for n in todo), arrays))
 
     def matrix(self, name: str) -> np.ndarray:
         """A ``tranche_losses`` column as ndarray, shape (paths, tranches)."""
@@ -353,4 +344,3 @@ class SpooledColumns:
         """Drop what was kept (a later call reads it again)."""
         self._columns.clear()
         self._orders.clear()
-        self._parts.clear()

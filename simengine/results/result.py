@@ -449,6 +449,9 @@ class SimulationResult:
 
         w = self.weights
         pairs = self.sampling.antithetic
+        self.columns.prefetch("pool_paths", ["default_fraction", "collections_amount", "call_period", *CLAIMS]
+                              + [f"{kind}_{what}" for kind in PROVIDER_KINDS for what in ("needed", "provider_failed")]
+                              + [f"trigger_{name}" for name in self.plan.trigger_names], self.threads)
         dr = t("default_fraction")
         levels = (0.5, 0.95, 0.99, 0.999)
         order = self.columns.order("default_fraction")  # shared with rating_levels
