@@ -429,3 +429,45 @@ def event_sampling_ok(hits: int, ess: float) -> tuple[bool, str]:
         return False, (f"{hits} paths lose, but their weights make them {ess:.3g} effective paths "
                        f"(fewer than {MIN_EFFECTIVE_HITS}): the sampling measure is too far from this tranche's loss")
     return True, ""
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> float:
+    d = den.sum()
+    return float(num.sum() / d) if d > 0 else math.nan
+
+
+def tail_statistics(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarray,
+                    order: np.ndarray | None = None, *, levels) -> np.ndarray:
+    """A tranche's statistics that are not plain means (their errors come from batch means,
+    :func:`batch_se`): LGD, WAL, median loss, then VaR and ES at each of ``levels``.
+
+    loss, w, defaulted, wal : ndarray(float64), shape (n,);  order : :func:`stable_order` of
+    ``loss`` if known (one sort serves the median and the tail). Returns ndarray(float64), shape
+    (3 + 2 len(levels),).
+    """
+    order = stable_order(loss) if order is None else order
+    if unit_weights(w) and all(a.dtype == np.float64 for a in (loss, defaulted, wal)):  # w·x is x, bit for bit
+        ratios = [_ratio(loss, defaulted), _ratio(wal, w)]
+    else:
+        ratios = [_ratio(w * loss, w * defaulted), _ratio(w * wal, w)]
+    return np.array(ratios + [weighted_quantiles(loss, w, [0.5], order)[0]]
+                    + [v for pair in weighted_quantile_es(loss, w, levels, order) for v in pair])
+
+
+def quantiles_at(x: np.ndarray, w: np.ndarray, order: np.ndarray | None = None, *, levels) -> np.ndarray:
+    """:func:`weighted_quantiles` at ``levels`` as an array: a statistic for :func:`batch_se`."""
+    return np.array(weighted_quantiles(x, w, levels, order))
+
+
+def worst_path(*keys: np.ndarray) -> int:
+    """The first path of ``np.lexsort((paths, -keys[-1], ..., -keys[0]))`` in O(paths): the largest
+    first key, ties broken by the next keys (largest first) and then by the lower path. NaN sorts
+    last, as in the sort: a key that is NaN on every remaining path ties them all.
+
+    keys : ndarray(float64), each shape (paths,)
+    """
+    rows = np.arange(keys[0].shape[0])
+    for key in keys:
+        v = key[rows]
+        if not np.isnan(v).all():
+            rows = rows[v == np.nanmax(v)]
+    return int(rows[0])

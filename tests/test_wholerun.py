@@ -26,7 +26,6 @@ from simengine.analysis.attribution import (
 )
 from simengine.analysis.crn import CommonRandomNumbers
 from simengine.engine import ledgers, ledgers_threaded
-from simengine.results.result import worst_path
 from simengine.stats import (
     _unit_cdf_search,  # its contract is np.searchsorted's
     batch_orders,
@@ -41,6 +40,7 @@ from simengine.stats import (
     weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_columns,
+    worst_path,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ standard errors), P(> 0), and for draws P(drawn) in each year of the deal.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ from .._layout import (
     T_DRAW,
 )
 from ..engine import RunSpec, ledgers
-from ..stats import batch_se, weighted_mean_se, weighted_quantiles
+from ..stats import batch_se, quantiles_at, weighted_mean_se, weighted_quantiles
 from .crn import CommonRandomNumbers
 from .drivers import AnalysisInputError
 
@@ -81,7 +82,7 @@ def _stats(item: str, x: np.ndarray, w: np.ndarray, pairs: bool, finite_only: bo
     mean, se = weighted_mean_se(x, w, pairs)
     rows.append({"item": item, "statistic": "mean", "year": None, "value": mean, "se": se})
     qs = weighted_quantiles(x, w, QUANTILES)
-    q_se = batch_se(lambda xx, ww: np.array(weighted_quantiles(xx, ww, QUANTILES)), (x, w), pairs=pairs)
+    q_se = batch_se(partial(quantiles_at, levels=QUANTILES), (x, w), pairs=pairs)
     for level, q, s in zip(QUANTILES, qs, q_se):
         rows.append({"item": item, "statistic": f"q{str(level)[2:]:0<2}", "year": None, "value": q, "se": float(s)})
     p, p_se = weighted_mean_se((x > 0).astype(float), w, pairs)

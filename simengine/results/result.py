@@ -8,7 +8,7 @@ import shutil
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +30,16 @@ from ..stats import (
     event_sampling_ok,
     exceedance,
     kish_ess,
-    stable_order,
-    unit_weights,
+    quantiles_at,
+    tail_statistics,
     upper_bound_no_events,
     variance_reduction,
     weighted_mean_se,
     weighted_means,
-    weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_rows,
     wilson,
+    worst_path,
 )
 from .plots import loss_curves_figure
 from .run_folder import write_run
@@ -50,45 +50,6 @@ BASES = (("", "enhanced"), ("standalone_", "standalone"))
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
 SUMMARY_COLUMNS = ("loss_fraction", "defaulted", "wal_years", "pv_loss_fraction", "interest_shortfall_amount")
 UNRELIABLE = "unreliable"  # in place of a rating the run's sampling cannot support
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> float:
-    d = den.sum()
-    return float(num.sum() / d) if d > 0 else math.nan
-
-
-def _tail(loss: np.ndarray, w: np.ndarray, defaulted: np.ndarray, wal: np.ndarray,
-          order: np.ndarray | None = None) -> np.ndarray:
-    """Statistics that are not plain means (their errors come from batch means): LGD, WAL, median
-    loss, then VaR and ES at each of ``LEVELS``. ``order``: the stable argsort of ``loss`` (one
-    sort serves the median and the tail)."""
-    order = stable_order(loss) if order is None else order
-    if unit_weights(w) and all(a.dtype == np.float64 for a in (loss, defaulted, wal)):  # w·x is x, bit for bit
-        ratios = [_ratio(loss, defaulted), _ratio(wal, w)]
-    else:
-        ratios = [_ratio(w * loss, w * defaulted), _ratio(w * wal, w)]
-    return np.array(ratios + [weighted_quantiles(loss, w, [0.5], order)[0]]
-                    + [v for pair in weighted_quantile_es(loss, w, LEVELS, order) for v in pair])
-
-
-def worst_path(*keys: np.ndarray) -> int:
-    """The first path of ``np.lexsort((paths, -keys[-1], ..., -keys[0]))`` in O(paths): the largest
-    first key, ties broken by the next keys (largest first) and then by the lower path. NaN sorts
-    last, as in the sort: a key that is NaN on every remaining path ties them all.
-
-    keys : ndarray(float64), each shape (paths,)
-    """
-    rows = np.arange(keys[0].shape[0])
-    for key in keys:
-        v = key[rows]
-        if not np.isnan(v).all():
-            rows = rows[v == np.nanmax(v)]
-    return int(rows[0])
-
-
-def _quantiles(levels):
-    """``statistic(x, w, order=None)`` for :func:`batch_se`: the weighted quantiles at ``levels``."""
-    return lambda x, w, order=None: np.array(weighted_quantiles(x, w, levels, order))
 
 
 class SimulationResult:
@@ -255,8 +216,9 @@ class SimulationResult:
                     el_lo, el_hi = max(0.0, el - Z95 * el_se), el + Z95 * el_se
                 # statistics that are not plain means get batch-means standard errors
                 order = self.columns.order(prefix + "loss_fraction", k)
-                values = _tail(loss[:, k], w, defaulted[:, k], wal[:, k], order)
-                errors = batch_se(_tail, (loss[:, k], w, defaulted[:, k], wal[:, k]), pairs=pairs, order=order)
+                values = tail_statistics(loss[:, k], w, defaulted[:, k], wal[:, k], order, levels=LEVELS)
+                errors = batch_se(partial(tail_statistics, levels=LEVELS), (loss[:, k], w, defaulted[:, k], wal[:, k]),
+                                  pairs=pairs, order=order)
                 lgd, wal_mean, q50 = values[:3]
                 row.update({
                     prefix + "pd": pd_, prefix + "pd_se": pd_se, prefix + "pd_lower": lo, prefix + "pd_upper": hi,
@@ -415,8 +377,8 @@ class SimulationResult:
         for name in rates:  # each column sorted once: its batches' orders are cut from it
             x, order = self.columns.column("pool_paths", name), self.columns.order(name) if levels else None
             values.append(weighted_quantiles(x, w, levels, order) if levels else [])
-            errors.append(batch_se(_quantiles(levels), (x, w), pairs=self.sampling.antithetic, order=order)
-                          if levels else [])
+            errors.append(batch_se(partial(quantiles_at, levels=levels), (x, w), pairs=self.sampling.antithetic,
+                                   order=order) if levels else [])
         rows = []
         j = 0
         for grade, p in zip(grades, limits):
@@ -456,7 +418,7 @@ class SimulationResult:
         levels = (0.5, 0.95, 0.99, 0.999)
         order = self.columns.order("default_fraction")  # shared with rating_levels
         q = weighted_quantiles(dr, w, levels, order)
-        q_se = batch_se(_quantiles(levels), (dr, w), pairs=pairs, order=order)
+        q_se = batch_se(partial(quantiles_at, levels=levels), (dr, w), pairs=pairs, order=order)
         drawn = {kind: self._matrix(column).sum(axis=1) > 0 for kind, column in zip(PROVIDER_KINDS, TRANCHE_DRAWS)}
         needed = {kind: t(f"{kind}_needed") for kind in PROVIDER_KINDS}
         failed = {kind: t(f"{kind}_provider_failed") for kind in PROVIDER_KINDS}
