@@ -25,7 +25,7 @@ from simengine.analysis.attribution import (
     attribution_sample,
 )
 from simengine.analysis.crn import CommonRandomNumbers
-from simengine.engine import ledgers, ledgers_threaded
+from simengine.engine import ledgers
 from simengine.stats import (
     _unit_cdf_search,  # its contract is np.searchsorted's
     batch_orders,
@@ -279,7 +279,7 @@ def test_attribution_reads_the_full_run_from_the_spool_with_the_bits_of_a_rerun(
 def test_threaded_ledgers_equal_one_block(small_run):
     paths = np.arange(2_500, dtype=np.int64)  # three blocks of BLOCK_PATHS, two of them on the pool
     one = ledgers(small_run.plan, small_run.seed, paths, small_run.sampling)[0]
-    many = ledgers_threaded(small_run.plan, small_run.seed, paths, small_run.sampling, threads=3)
+    many = ledgers(small_run.plan, small_run.seed, paths, small_run.sampling, threads=3)[0]
     assert one.tobytes() == many.tobytes()
 
 

@@ -5,7 +5,7 @@
 the run spec, fingerprinted spools).
 """
 
-from .chunks import chunk_tables, compile_seconds, ledgers, ledgers_threaded, run_chunk, warm_up
+from .chunks import chunk_tables, compile_seconds, ledgers, run_chunk, warm_up
 from .importance import pilot, sampling_for
 from .sampling import PLAIN, Sampling
 from .spool import (
@@ -22,6 +22,6 @@ from .spool import (
 
 __all__ = [
     "PLAIN", "RunOptions", "RunSpec", "Sampling", "SpooledColumns", "chunk_tables", "compile_seconds", "ledgers",
-    "ledgers_threaded", "model_code_hash", "open_spool", "part_name", "pilot", "resolved_hash", "run_chunk",
+    "model_code_hash", "open_spool", "part_name", "pilot", "resolved_hash", "run_chunk",
     "sampling_for", "spool_chunk", "target_units", "warm_up",
 ]

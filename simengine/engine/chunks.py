@@ -130,15 +130,6 @@ def ledgers(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN
     return led, col
 
 
-def ledgers_threaded(plan: Plan, seed: int, paths: np.ndarray, sampling: Sampling = PLAIN,
-                     threads: int | None = None) -> np.ndarray:
-    """The ledgers of :func:`ledgers` on every kernel thread (default), without the collections.
-
-    Returns ndarray(float64), shape (n, periods, ledger width).
-    """
-    return ledgers(plan, seed, paths, sampling, threads)[0]
-
-
 def warm_up(plan: Plan) -> float:
     """Compile (or load from cache) the kernels once per process; a compile that outlasts
     :data:`COMPILE_NOTICE_AFTER` seconds says so once, on the ``simengine`` logger, with the

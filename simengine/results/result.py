@@ -19,7 +19,7 @@ from .. import _jit, ratings
 from .._io import versions
 from .._layout import CLAIMS, LEDGER_RATIOS, PROVIDER_KINDS, TRANCHE_DRAWS, ledger_columns
 from .._progress import PhaseClock
-from ..engine import RunSpec, SpooledColumns, ledgers, ledgers_threaded, model_code_hash, resolved_hash
+from ..engine import RunSpec, SpooledColumns, ledgers, model_code_hash, resolved_hash
 from ..plan import Plan, provider_rows
 from ..scenario import Scenario
 from ..stats import (
@@ -471,7 +471,7 @@ class SimulationResult:
         """
         n = min(self.paths, self.scenario.model.simulation.cashflow_sample_paths)
         with self.clock("cashflows_ledgers"):
-            led = ledgers_threaded(self.plan, self.seed, np.arange(n, dtype=np.int64), self.sampling)
+            led, _ = ledgers(self.plan, self.seed, np.arange(n, dtype=np.int64), self.sampling, threads=None)
         with self.clock("cashflows"):
             return self._cashflows(led, n)
 
