@@ -314,7 +314,7 @@ def test_tabulated_default_period_is_the_exact_one_or_declines(dof):
             return upper_tail_t_normed(-x, dof, ab, ba)
         dist = stats.t(dof)
     rng = np.random.default_rng(7 if dof is None else int(dof * 10))
-    T, near, declined_random, random_total = 40, 0, 0, 0
+    T, declined_boundary, declined_random, random_total = 40, 0, 0, 0
     for _ in range(120):
         clock = np.cumsum(rng.uniform(0.05, 0.5, (1, T)), axis=1)
         start, scale = np.empty((1, T), np.int64), np.empty(1)
@@ -327,7 +327,6 @@ def test_tabulated_default_period_is_the_exact_one_or_declines(dof):
         random_latents = list(dist.rvs(size=40, random_state=rng) * 1.5 - 1.0) + [-20.0, 6.0 if dof is None else 9.0]
         boundary = [float(dist.ppf(-math.expm1(-H[s] * hazard * (1.0 + rel))))
                     for s in rng.integers(0, T, 10) for rel in (-1e-5, -1e-7, -1e-9, 1e-9, 1e-7, 1e-5)]
-        near += len(boundary)
         for kind, latents in (("random", random_latents), ("boundary", boundary)):
             for latent in latents:
                 u = exact_u(latent)  # u rounds to 1 far in the upper tail: infinite need, as log1p(-1) in numba
@@ -340,7 +339,8 @@ def test_tabulated_default_period_is_the_exact_one_or_declines(dof):
                 if kind == "random" and -8.0 < latent < 4.0:
                     random_total += 1
                     declined_random += got == -1
-    assert near >= 7_000
+                declined_boundary += kind == "boundary" and got == -1
+    assert declined_boundary > 0  # the boundary latents reach the decline: they test it, not just the table
     assert declined_random <= 0.01 * random_total, (declined_random, random_total)
 
 
