@@ -37,6 +37,7 @@ from simengine.stats import (
     t_ppf,
     unit_weights,
     weighted_mean_se,
+    weighted_means,
     weighted_quantile_es,
     weighted_quantiles,
     weighted_quantiles_columns,
@@ -274,6 +275,24 @@ def test_attribution_reads_the_full_run_from_the_spool_with_the_bits_of_a_rerun(
     n = attribution_sample(small_run.paths, True)
     rerun = CommonRandomNumbers(small_run.spec, n).weighted("loss_fraction")
     assert small_run.columns.weighted_losses(n).tobytes() == rerun.tobytes()
+
+
+def test_threaded_statistics_and_spool_reads_equal_one_thread(small_run):
+    """The threaded paths are taken whatever the machine's cores: means, errors and column reads."""
+    from simengine.engine import SpooledColumns
+
+    w = small_run.weights
+    cols = [small_run._matrix("loss_fraction")[:, k] for k in range(2)] + [small_run._matrix("defaulted")[:, 0]]
+    one = weighted_means(cols, w, True, threads=1)
+    many = weighted_means(cols, w, True, threads=3)
+    assert np.array(one).tobytes() == np.array(many).tobytes()
+    names = ["loss_fraction", "defaulted", "wal_years", "first_shortfall_period"]  # float, bool, float, nullable int
+    a = SpooledColumns(small_run.spool, len(small_run.columns.parts), 2)
+    b = SpooledColumns(small_run.spool, len(small_run.columns.parts), 2)
+    a.prefetch("tranche_losses", names, threads=3)
+    for name in names:
+        x, y = a.column("tranche_losses", name), b.column("tranche_losses", name)
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
 
 
 def test_threaded_ledgers_equal_one_block(small_run):
