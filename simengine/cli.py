@@ -132,7 +132,7 @@ def entry() -> int:
     (3-4 a run, 0.1-0.2 s of a W1 run on the benchmark VM): this process runs a tenth as many
     (its oldest generation waits for 100 younger collections, not 10). Before the exit every
     object left is frozen out of the collector: tearing down the modules otherwise walks them
-    all again, 0.6 s of each run. Files are closed and atexit handlers run as before.
+    all again, 0.5-0.6 s of each run. Files are closed and atexit handlers run as before.
     """
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
