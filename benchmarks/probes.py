@@ -1,5 +1,6 @@
-"""Benchmark-only numba kernels that time parts of the engine: the random-number floor, the pool
-without the waterfall, and the primitives the pool calls per licensee or period.
+"""Benchmark-only numba kernels that time parts of the engine: the random-number floor, the
+scalar-math floor, the pool without the waterfall, and the primitives the pool calls per licensee
+or period.
 
 They call the engine's own path functions (:mod:`simengine._kernels.pool`, ``.hazard``,
 ``.distributions``) and generator (:mod:`simengine.rng`), compiled with :mod:`simengine._jit`
@@ -24,10 +25,21 @@ def build() -> dict:
         ``rng_floor``, ``pool_only`` and ``primitives`` (:func:`primitives`).
     """
     from simengine._jit import jit, num_threads, run_blocks
+    from simengine._kernels.distributions import upper_tail_normal
     from simengine._kernels.pool import pool_block
     from simengine._layout import allocate_chunk
     from simengine.engine.chunks import BLOCK_PATHS, scratch_for
-    from simengine.rng import normal_at, path_key, stream_key, uniform_at
+    from simengine.rng import (
+        S_INVALIDATION,
+        S_OBSOLESCENCE,
+        S_PROVIDER,
+        S_RECOVERY,
+        gamma_at,
+        normal_at,
+        path_key,
+        stream_key,
+        uniform_at,
+    )
 
     @jit
     def rng_floor_block(seed, lo, hi, normals, uniforms, out):
@@ -50,6 +62,52 @@ def build() -> dict:
         """The floor over paths 0..n_paths-1, in blocks on threads as the engine runs its kernel."""
         run_blocks(n_paths, BLOCK_PATHS, lambda lo, hi, slot: rng_floor_block(seed, np.int64(lo), np.int64(hi),
                                                                               normals, uniforms, out))
+
+    @jit
+    def libm_floor_block(seed, lo, hi, normals, uniforms, n_exp, n_obsolescence, n_providers, invalidation_u_max,
+                         gamma_shapes, n_gamma, out):
+        """The draws of :func:`rng_floor_block` plus the C-library calls that the model's definition
+        asks of every path, and nothing else: ``n_exp`` exponentials (demand and its hazard
+        multiplier), erfc and log per drawn technology (``n_obsolescence``), erfc and log1p per
+        provider, log1p per invalidation that falls in the deal, and ``n_gamma`` gamma variates of
+        the beta recoveries (their shapes cycled from ``gamma_shapes``). ``normals`` and
+        ``uniforms`` must leave out the draws these loops make (see :func:`libm_counts`).
+        """
+        for i in range(lo, hi):
+            key = path_key(seed, i)
+            acc = 0.0
+            for s in range(normals.shape[0]):
+                sk = stream_key(key, s)
+                for j in range(normals[s]):
+                    acc += normal_at(sk, j)
+                for j in range(uniforms[s]):
+                    acc += uniform_at(sk, normals[s] + j)
+            shift = 1e-7 * (i & 1023)  # arguments in [-0.48, 0.48] like log-demand's, not foldable
+            for e in range(n_exp):
+                acc += math.exp((e & 63) * 0.015 - 0.48 + shift)
+            sk = stream_key(key, S_OBSOLESCENCE)
+            for k in range(n_obsolescence):
+                acc += math.log(upper_tail_normal(normal_at(sk, k)))
+            sk = stream_key(key, S_PROVIDER)
+            for k in range(n_providers):
+                acc += math.log1p(-upper_tail_normal(-normal_at(sk, k)))
+            sk = stream_key(key, S_INVALIDATION)
+            for k in range(invalidation_u_max.shape[0]):
+                u = uniform_at(sk, k)
+                if u <= invalidation_u_max[k]:
+                    acc += math.log1p(-u)
+            sk = stream_key(key, S_RECOVERY)
+            for k in range(n_gamma):
+                acc += gamma_at(sk, k, gamma_shapes[k % gamma_shapes.shape[0]])
+            out[i] = acc
+
+    def libm_floor(seed, n_paths, counts, out):
+        """The scalar-math floor over paths 0..n_paths-1 (``counts`` from :func:`libm_counts`), in
+        blocks on threads as the engine runs its kernel."""
+        c = counts
+        run_blocks(n_paths, BLOCK_PATHS, lambda lo, hi, slot: libm_floor_block(
+            seed, np.int64(lo), np.int64(hi), c["normals"], c["uniforms"], c["exp"], c["obsolescence"],
+            c["providers"], c["invalidation_u_max"], c["gamma_shapes"], c["gamma"], out))
 
     def pool_tuple(scratch, slot):
         """The pool part of a scratch slot, as ``simengine._kernels.chunk.simulate_block`` hands it to
@@ -116,7 +174,7 @@ def build() -> dict:
         if recovery_draws is not None:
             run_blocks(n, BLOCK_PATHS, lambda lo, hi, slot: block(lo, hi, slot, draws_block, recovery_draws))
 
-    return {"rng_floor": rng_floor, "pool_only": pool_only, "primitives": primitives()}
+    return {"rng_floor": rng_floor, "libm_floor": libm_floor, "pool_only": pool_only, "primitives": primitives()}
 
 
 def primitives() -> dict:
@@ -219,13 +277,55 @@ def rng_counts(plan, mean_recovery_draws: float) -> tuple[np.ndarray, np.ndarray
     return normals, uniforms
 
 
-def time_floor(kern, normals: np.ndarray, uniforms: np.ndarray, paths: int, reps: int) -> dict:
-    """Wall time of the ``rng_floor`` kernel over ``paths`` paths (compiled before the clock)."""
+def libm_counts(plan, mean_recovery_draws: float) -> dict:
+    """What :func:`build`'s ``libm_floor`` does per path for ``plan``: the draws of
+    :func:`rng_counts` less those its own loops make, and the C-library calls the pool kernel
+    cannot skip.
+
+    Returns
+    -------
+    dict
+        ``normals``, ``uniforms`` (ndarray(int64), shape (9,), by stream), ``exp`` (per path: periods
+        x (industries with running royalties + industries with a demand elasticity), one ``exp`` each
+        in ``pool_block``'s demand loop, and the path's likelihood-ratio weight), ``obsolescence``
+        (technologies drawn: erfc and log each),
+        ``providers`` (rows: erfc and log1p each), ``invalidation_u_max`` (ndarray(float64): per
+        licence with an invalidation hazard, the uniform below which it falls in the deal: log1p
+        each time), ``gamma`` (gamma variates: two per beta recovery) and ``gamma_shapes``
+        (ndarray(float64): each beta-recovering licence's two shapes).
+    """
+    from simengine import rng as R
+
+    pp = plan.pool
+    T = pp.periods
+    normals, uniforms = rng_counts(plan, mean_recovery_draws)
+    out = {"exp": int(pp.industry_running.sum() + (pp.demand_elasticity != 0).sum()) * T + 1,  # + the weight's
+           "obsolescence": int(normals[R.S_OBSOLESCENCE]), "providers": int(normals[R.S_PROVIDER]),
+           "gamma": int(normals[R.S_RECOVERY])}
+    for s in (R.S_OBSOLESCENCE, R.S_PROVIDER, R.S_RECOVERY):
+        normals[s] = 0
+    uniforms[R.S_RECOVERY] = uniforms[R.S_INVALIDATION] = 0
+    hazard = pp.licence_invalidation_hazard_annual
+    out["invalidation_u_max"] = np.ascontiguousarray(pp.licence_invalidation_u_max[hazard > 0], np.float64)
+    rec = pp.licence_recovery
+    beta = rec[(rec > 0.0) & (rec < 1.0)] if pp.recovery_beta else rec[:0]
+    conc = beta * (1.0 - beta) / pp.recovery_stdev ** 2 - 1.0 if len(beta) else beta
+    shapes = np.ravel(np.column_stack([beta * conc, (1.0 - beta) * conc]))
+    out["gamma_shapes"] = shapes if len(shapes) else np.ones(1)
+    if not len(beta):
+        out["gamma"] = 0
+    out["normals"], out["uniforms"] = normals, uniforms
+    return out
+
+
+def time_floor(run, paths: int, reps: int) -> dict:
+    """Wall time of a floor kernel, ``run(seed, n_paths, out=out)``, over ``paths`` paths (compiled
+    before the clock)."""
     out = np.empty(paths)
-    kern(np.int64(1), 64, normals, uniforms, np.empty(64))  # compile / load
+    run(np.int64(1), 64, out=np.empty(64))  # compile / load
     runs = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        kern(np.int64(SEED), paths, normals, uniforms, out)
+        run(np.int64(SEED), paths, out=out)
         runs.append(time.perf_counter() - t0)
     return timing(runs)

@@ -153,6 +153,25 @@ def markdown(r: dict) -> str:
                     ratio = f.get("engine_kernel_over_floor_1_thread" if th == 1 else "engine_kernel_over_floor")
                     L.append(f"| {name} | {f['normals_per_path']} | {f['uniforms_per_path']} | {f['paths']:,} | {th} | "
                              f"{_t(t)} | {_f(ratio, 1)}× |")
+        libm = {name: f["libm_floor"] for name, f in r["rng_floor"].items() if "libm_floor" in f}
+        if libm:
+            L += ["", "Scalar-math floor: the RNG floor's draws plus the C-library calls the model asks of every "
+                  "path, and nothing else (`probes.libm_counts`): exp of demand and of its hazard multiplier, two "
+                  "gamma variates per beta recovery, erfc and log per drawn technology, erfc and log1p per "
+                  "provider, log1p per invalidation in the deal. A scalar kernel that calls glibc's functions "
+                  "(and so keeps their bits) cannot run faster than this.", "",
+                  "| workload | exp/path | gamma/path | paths | threads | libm floor (s) | libm floor / RNG floor | "
+                  "engine kernel / libm floor |", "|---|---|---|---|---|---|---|---|"]
+            for name, m in libm.items():
+                f = r["rng_floor"][name]
+                for key, t in m.items():
+                    if key.startswith("threads_"):
+                        th = int(key.split("_")[1])
+                        kernel = (m.get("engine_kernel_over_libm_floor") if th == max(
+                            int(k.split("_")[1]) for k in m if k.startswith("threads_")) else None)
+                        L.append(f"| {name} | {m['exp']} | {m['gamma']} | {f['paths']:,} | {th} | {_t(t)} | "
+                                 f"{_f(m[f'over_rng_floor_threads_{th}'], 1)}× | "
+                                 f"{(_f(kernel, 1) + '×') if kernel else '–'} |")
     if "scaling" in r:
         s = r["scaling"]
         L += ["", "## Scaling (W1, kernel only)", ""]

@@ -71,7 +71,7 @@ from harness import (
     write_results,
 )
 from measure import agreement, time_kernel, time_peer, time_simulate
-from probes import rng_counts, time_floor
+from probes import libm_counts, rng_counts, time_floor
 from report import markdown
 
 W1 = ROOT / "scenarios" / "w1_workload.toml"
@@ -278,16 +278,25 @@ def floor_section(b: Bench, sec: dict) -> None:
         f = {"paths": paths, "normals_per_path": int(normals.sum()), "uniforms_per_path": int(uniforms.sum()),
              "normals_by_stream": normals.tolist(), "uniforms_by_stream": uniforms.tolist(),
              "mean_beta_recoveries_per_path": float(draws.mean())}
+        counts = libm_counts(plan, float(draws.mean()))
+        libm = {key: (v.tolist() if isinstance(v, np.ndarray) else v)
+                for key, v in counts.items() if key not in ("invalidation_u_max", "gamma_shapes")}
+        libm["invalidations_drawn"] = len(counts["invalidation_u_max"])
+        f["libm_floor"] = libm
         for th in sorted({b.threads_all, 1}, reverse=True):
             set_threads(th)
-            t = time_floor(b.kernels["rng_floor"], normals, uniforms, paths, b.q(5, 2))
+            t = time_floor(partial(b.kernels["rng_floor"], normals=normals, uniforms=uniforms), paths, b.q(5, 2))
             t.update(throughput(t, paths, plan.licences, plan.periods))
             f[f"threads_{th}"] = t
+            libm[f"threads_{th}"] = time_floor(partial(b.kernels["libm_floor"], counts=counts), paths, b.q(5, 2))
+            libm[f"over_rng_floor_threads_{th}"] = libm[f"threads_{th}"]["median_s"] / t["median_s"]
         set_threads(b.threads_all)
         r = b.results.get(w.name)
         if r:
             f["engine_kernel_over_floor"] = r["kernel"]["median_s"] / f[f"threads_{b.threads_all}"]["median_s"]
             f["engine_kernel_over_floor_1_thread"] = r["kernel_1_thread"]["median_s"] / f["threads_1"]["median_s"]
+            libm["engine_kernel_over_libm_floor"] = (r["kernel"]["median_s"]
+                                                     / libm[f"threads_{b.threads_all}"]["median_s"])
             r["rng_floor"] = f
         floor[w.name] = f
         log(f"{w.name} floor {f[f'threads_{b.threads_all}']['median_s']:.3f}s")
