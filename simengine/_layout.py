@@ -188,8 +188,9 @@ class Scratch(NamedTuple):
     g_global (periods,), factors (factors,), demand_x and clock (industries, periods),
     clock_start (industries, periods) int64 and clock_scale (industries,), screen
     (industries, technologies) int64, obs_period (technologies,) int64, licensee_period
-    (licensees,) int64, group_diff (groups, periods + 1) zero between paths, cdr_diff and
-    count_diff (periods + 1,), oc_sched and oc_lost (OC bases, periods + 1) zero between paths.
+    (3 licensees,) int64 (periods, then a queue of licensees and its float64 latents),
+    group_diff (groups, periods + 1) zero between paths, cdr_diff and count_diff (periods + 1,),
+    oc_sched and oc_lost (OC bases, periods + 1) zero between paths.
     Between the two, one row per path of a block (``block`` rows, at least the paths a kernel
     call gets): collections, cdr and oc_value (block, periods), provider_period (block,
     providers) int64. Waterfall (:func:`simengine._kernels.waterfall.waterfall_path`): balance
@@ -233,7 +234,7 @@ def allocate_scratch(slots: int, periods: int, factors: int, industries: int, te
         demand_x=np.empty((slots, industries, T)), clock=np.empty((slots, industries, T)),
         clock_start=np.empty((slots, industries, T), i8), clock_scale=np.empty((slots, industries)),
         screen=np.empty((slots, industries, technologies), i8), obs_period=np.empty((slots, technologies), i8),
-        licensee_period=np.empty((slots, licensees), i8), group_diff=np.zeros((slots, groups, T + 1)),
+        licensee_period=np.empty((slots, 3 * licensees), i8), group_diff=np.zeros((slots, groups, T + 1)),
         cdr_diff=np.empty((slots, T + 1)), count_diff=np.empty((slots, T + 1)),
         oc_sched=np.zeros((slots, oc_bases, T + 1)), oc_lost=np.zeros((slots, oc_bases, T + 1)),
         oc_value=np.empty((slots, block, T)), collections=np.empty((slots, block, T)), cdr=np.empty((slots, block, T)),
