@@ -32,6 +32,13 @@ class Paired(NamedTuple):
     difference_se: float
 
 
+class Weighted(NamedTuple):
+    """Per-tranche output columns of one variant, each times the path's weight, and the weights."""
+
+    columns: tuple[np.ndarray, ...]  # each ndarray(float64), shape (paths, 2, tranches): W · x, both bases
+    weights: np.ndarray  # ndarray(float64), shape (paths,)
+
+
 class CommonRandomNumbers:
     """Variants of one prepared run on its first ``paths`` path addresses, under its measure.
 
@@ -78,20 +85,21 @@ class CommonRandomNumbers:
 
         Returns ndarray(float64), shape (paths, 2, tranches): both bases (``_layout.BASIS_*``).
         """
-        return self.weighted_columns((column,), overrides, plan)[0]
+        return self.weighted_columns((column,), overrides, plan).columns[0]
 
     def weighted_columns(self, columns: tuple[str, ...], overrides: dict | None = None,
-                         plan: Plan | None = None) -> tuple[np.ndarray, ...]:
-        """:meth:`weighted` of each of ``columns`` from one pass of the kernels, chunk by chunk
-        (only these columns are kept and joined, not every output of :meth:`run`)."""
+                         plan: Plan | None = None) -> Weighted:
+        """:meth:`weighted` of each of ``columns``, and the weights, from one pass of the kernels,
+        chunk by chunk (only these are kept and joined, not every output of :meth:`run`)."""
         plan = plan if plan is not None else self.plan(overrides)
         cs = [TRANCHE_OUT.index(column) for column in columns]
         spec = self.spec
         parts = []
         for first in range(0, self.paths, spec.chunk_paths):
             out = run_chunk(plan, spec.seed, first, min(spec.chunk_paths, self.paths - first), spec.sampling)
-            parts.append([out.tranche[:, :, :, c] * out.weights[:, None, None] for c in cs])
-        return tuple(np.concatenate(part) for part in zip(*parts))
+            parts.append([*(out.tranche[:, :, :, c] * out.weights[:, None, None] for c in cs), out.weights])
+        *weighted, weights = (np.concatenate(part) for part in zip(*parts))
+        return Weighted(tuple(weighted), weights)
 
     def mean_se(self, weighted: np.ndarray) -> tuple[float, float]:
         """Mean and standard error of one column of :meth:`weighted` (pairs kept together)."""

@@ -67,7 +67,7 @@ def sensitivity(spec: RunSpec, drivers=None, shocks: dict | None = None, paths: 
             raise AnalysisInputError(f"shocks of {n!r}: expected (down, up), got {pair!r}")
     crn = CommonRandomNumbers(spec, paths if paths is not None else spec.paths)
     t0 = time.perf_counter()
-    base_loss, base_def = crn.weighted_columns(WEIGHTED)
+    base_loss, base_def = crn.weighted_columns(WEIGHTED).columns
     base_seconds = time.perf_counter() - t0
     rows = []
     for name in names:
@@ -76,7 +76,7 @@ def sensitivity(spec: RunSpec, drivers=None, shocks: dict | None = None, paths: 
         for side, shock in (("down", float(down)), ("up", float(up))):
             value = d.clip(d.base + shock)
             t1 = time.perf_counter()
-            loss, defaulted = crn.weighted_columns(WEIGHTED, plan=variant_plan(crn, d, value))
+            loss, defaulted = crn.weighted_columns(WEIGHTED, plan=variant_plan(crn, d, value)).columns
             seconds = time.perf_counter() - t1
             for k, tranche in enumerate(spec.plan.tranche_names):
                 for b, basis in BASES:
