@@ -24,22 +24,25 @@ def build() -> dict:
     dict
         ``rng_floor``, ``pool_only`` and ``primitives`` (:func:`primitives`).
     """
+    from simengine import rng
     from simengine._jit import jit, num_threads, run_blocks
     from simengine._kernels.distributions import upper_tail_normal
     from simengine._kernels.pool import pool_block
     from simengine._layout import allocate_chunk
     from simengine.engine.chunks import BLOCK_PATHS, scratch_for
-    from simengine.rng import (
-        S_INVALIDATION,
-        S_OBSOLESCENCE,
-        S_PROVIDER,
-        S_RECOVERY,
-        gamma_at,
-        normal_at,
-        path_key,
-        stream_key,
-        uniform_at,
-    )
+    from simengine.rng import gamma_at, normal_at, path_key, stream_key, uniform_at
+
+    @jit(inline="always")
+    def draws(key, normals, uniforms):
+        """The sum of ``normals[s]`` normals and ``uniforms[s]`` uniforms of each stream s of a path."""
+        acc = 0.0
+        for s in range(normals.shape[0]):
+            sk = stream_key(key, s)
+            for j in range(normals[s]):
+                acc += normal_at(sk, j)
+            for j in range(uniforms[s]):
+                acc += uniform_at(sk, normals[s] + j)
+        return acc
 
     @jit
     def rng_floor_block(seed, lo, hi, normals, uniforms, out):
@@ -48,15 +51,7 @@ def build() -> dict:
         normals, uniforms : ndarray(int64), shape (streams,); out : ndarray(float64), shape (n_paths,)
         """
         for i in range(lo, hi):
-            key = path_key(seed, i)
-            acc = 0.0
-            for s in range(normals.shape[0]):
-                sk = stream_key(key, s)
-                for j in range(normals[s]):
-                    acc += normal_at(sk, j)
-                for j in range(uniforms[s]):
-                    acc += uniform_at(sk, normals[s] + j)
-            out[i] = acc
+            out[i] = draws(path_key(seed, i), normals, uniforms)
 
     def rng_floor(seed, n_paths, normals, uniforms, out):
         """The floor over paths 0..n_paths-1, in blocks on threads as the engine runs its kernel."""
@@ -75,28 +70,22 @@ def build() -> dict:
         """
         for i in range(lo, hi):
             key = path_key(seed, i)
-            acc = 0.0
-            for s in range(normals.shape[0]):
-                sk = stream_key(key, s)
-                for j in range(normals[s]):
-                    acc += normal_at(sk, j)
-                for j in range(uniforms[s]):
-                    acc += uniform_at(sk, normals[s] + j)
+            acc = draws(key, normals, uniforms)
             shift = 1e-7 * (i & 1023)  # arguments in [-0.48, 0.48] like log-demand's, not foldable
             for e in range(n_exp):
                 acc += math.exp((e & 63) * 0.015 - 0.48 + shift)
-            sk = stream_key(key, S_OBSOLESCENCE)
+            sk = stream_key(key, rng.S_OBSOLESCENCE)
             for k in range(n_obsolescence):
                 acc += math.log(upper_tail_normal(normal_at(sk, k)))
-            sk = stream_key(key, S_PROVIDER)
+            sk = stream_key(key, rng.S_PROVIDER)
             for k in range(n_providers):
                 acc += math.log1p(-upper_tail_normal(-normal_at(sk, k)))
-            sk = stream_key(key, S_INVALIDATION)
+            sk = stream_key(key, rng.S_INVALIDATION)
             for k in range(invalidation_u_max.shape[0]):
                 u = uniform_at(sk, k)
                 if u <= invalidation_u_max[k]:
                     acc += math.log1p(-u)
-            sk = stream_key(key, S_RECOVERY)
+            sk = stream_key(key, rng.S_RECOVERY)
             for k in range(n_gamma):
                 acc += gamma_at(sk, k, gamma_shapes[k % gamma_shapes.shape[0]])
             out[i] = acc
