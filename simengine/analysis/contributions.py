@@ -119,14 +119,14 @@ def contributions(spec: RunSpec, paths: int | None = None, top: int = 20, level:
     amounts = licensee_scheduled(plan)
     order = largest_licensees(amounts)
     listed = [int(i) for i in order[:max(0, int(top))]]
-    base = crn.run()
-    w = base.weights
+    w, collected, losses = crn.keep(lambda out: (out.weights, out.pool[:, P_COLLECTIONS], out.tranche[:, :, :, T_LOSS]))
     total = plan.pool.scheduled_total
     tiny = 1e-12 * max(total, 1.0)
-    pool_short = total - base.pool[:, P_COLLECTIONS]
+    pool_short = total - collected
     short = np.empty((crn.paths, len(listed)))
     for c, j in enumerate(listed):
-        short[:, c] = amounts[j] - crn.run(plan=only_licensee(plan, j)).pool[:, P_COLLECTIONS]
+        alone, = crn.keep(lambda out: (out.pool[:, P_COLLECTIONS],), plan=only_licensee(plan, j))
+        short[:, c] = amounts[j] - alone
     short[np.abs(short) <= tiny] = 0.0  # a licensee that paid in full: rounding of its sum over periods
     rest = pool_short - short.sum(axis=1)
     rest[np.abs(rest) <= tiny] = 0.0
@@ -142,7 +142,7 @@ def contributions(spec: RunSpec, paths: int | None = None, top: int = 20, level:
     rows = []
     for k, tranche in enumerate(plan.tranche_names):
         for b, basis in BASES:
-            loss = base.tranche[:, b, k, T_LOSS]
+            loss = losses[:, b, k]
             el, el_se = crn.mean_se(w * loss)
             es_all = _es_contributions(loss, w, shares, level)
             es_se = batch_se(lambda ll, ww, ss: _es_contributions(ll, ww, ss, level), (loss, w, shares),

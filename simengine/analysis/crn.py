@@ -72,13 +72,22 @@ class CommonRandomNumbers:
         replaced), else that of ``overrides`` (:meth:`plan`). Returns the fields of
         :class:`simengine._layout.ChunkOutputs`, each with ``paths`` rows.
         """
+        return ChunkOutputs(*self.keep(tuple, overrides, plan))
+
+    def keep(self, extract, overrides: dict | None = None, plan: Plan | None = None) -> tuple[np.ndarray, ...]:
+        """What an analysis reads of a variant's kernel outputs: ``extract(outputs)`` of each chunk
+        (a tuple of arrays with a row per path; ``outputs`` a :class:`simengine._layout.ChunkOutputs`),
+        joined over the chunks, the rest of each chunk's outputs dropped as it is read.
+
+        The variant is ``plan`` where given, else that of ``overrides`` (:meth:`plan`).
+        """
         plan = plan if plan is not None else self.plan(overrides)
         spec = self.spec
-        parts = [run_chunk(plan, spec.seed, first, min(spec.chunk_paths, self.paths - first), spec.sampling)
+        parts = [extract(run_chunk(plan, spec.seed, first, min(spec.chunk_paths, self.paths - first), spec.sampling))
                  for first in range(0, self.paths, spec.chunk_paths)]
         if len(parts) == 1:
-            return parts[0]
-        return ChunkOutputs(*(np.concatenate(field) for field in zip(*parts)))
+            return tuple(parts[0])
+        return tuple(np.concatenate(field) for field in zip(*parts))
 
     def weighted(self, column: str, overrides: dict | None = None, plan: Plan | None = None) -> np.ndarray:
         """W · x per path of a per-tranche output column (a name of ``_layout.TRANCHE_OUT``).
@@ -91,14 +100,10 @@ class CommonRandomNumbers:
                          plan: Plan | None = None) -> Weighted:
         """:meth:`weighted` of each of ``columns``, and the weights, from one pass of the kernels,
         chunk by chunk (only these are kept and joined, not every output of :meth:`run`)."""
-        plan = plan if plan is not None else self.plan(overrides)
         cs = [TRANCHE_OUT.index(column) for column in columns]
-        spec = self.spec
-        parts = []
-        for first in range(0, self.paths, spec.chunk_paths):
-            out = run_chunk(plan, spec.seed, first, min(spec.chunk_paths, self.paths - first), spec.sampling)
-            parts.append([*(out.tranche[:, :, :, c] * out.weights[:, None, None] for c in cs), out.weights])
-        *weighted, weights = (np.concatenate(part) for part in zip(*parts))
+        *weighted, weights = self.keep(
+            lambda out: (*(out.tranche[:, :, :, c] * out.weights[:, None, None] for c in cs), out.weights),
+            overrides, plan)
         return Weighted(tuple(weighted), weights)
 
     def mean_se(self, weighted: np.ndarray) -> tuple[float, float]:

@@ -119,9 +119,9 @@ def provider_cost(spec: RunSpec, paths: int | None = None, equity_tranche: str |
     e = names.index(equity)
     crn = CommonRandomNumbers(spec, paths if paths is not None else spec.paths)
     n = crn.paths
-    out = crn.run()
-    w = out.weights
-    draws = {kind: out.tranche[:, 1, :, T_DRAW + j].sum(axis=1) for j, kind in enumerate(PROVIDER_KINDS)}
+    w, *drawn = crn.keep(lambda out: (out.weights, *(out.tranche[:, 1, :, T_DRAW + j].sum(axis=1)
+                                                      for j in range(len(PROVIDER_KINDS)))))
+    draws = dict(zip(PROVIDER_KINDS, drawn))
 
     T = plan.periods
     ppy = plan.waterfall.periods_per_year
