@@ -266,8 +266,8 @@ def pool_block(pp, seed, paths, row0, global_shift, chi2_scale, antithetic, prov
             count_diff[t] = 0.0
         n_ls = pp.licensee_hazard_annual.shape[0]
         queue = licensee_period[n_ls:2 * n_ls]
-        # the queue's latents share the scratch row: a scratch array of their own slowed Guangzhou's
-        # whole kernel (the waterfall's calls included) by 6-8%, measured, for reasons not found
+        # the queue and its latents share the scratch row: arrays of their own slowed Guangzhou's
+        # whole kernel by 9-11% (benchmarks/results/2026-11-27-vm-session8-tried.md), reason not found
         queue_latent = licensee_period[2 * n_ls:].view(np.float64)
         sk = stream_key(key, S_LICENSEE)
         n_defaults = 0
