@@ -430,6 +430,7 @@ def event_sampling_ok(hits: int, ess: float) -> tuple[bool, str]:
                        f"(fewer than {MIN_EFFECTIVE_HITS}): the sampling measure is too far from this tranche's loss")
     return True, ""
 
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     d = den.sum()
     return float(num.sum() / d) if d > 0 else math.nan

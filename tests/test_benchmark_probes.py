@@ -45,7 +45,6 @@ class Counting:
 pool.math = Counting()
 paths = 3
 collections_total = np.empty(paths)
-draws = np.empty(paths)
 probes.build()["pool_only"](plan, 7, paths, collections_total)
 counts = probes.libm_counts(plan, 0.0)
 print(json.dumps({"exp_per_path": calls["exp"] / paths, "probe_exp": counts["exp"],
