@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
@@ -52,7 +50,6 @@ print(json.dumps({"exp_per_path": calls["exp"] / paths, "probe_exp": counts["exp
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="subprocess twin run as on Linux CI")
 def test_scalar_math_floor_counts_the_kernels_exp_and_log(tmp_path):
     """W1, every industry with running royalties and a demand elasticity: the probe's ``exp`` count
     per path equals the calls of ``math.exp`` in ``pool_block`` (the gamma variates of the beta
